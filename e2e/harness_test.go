@@ -154,3 +154,13 @@ func (s *sys) waitStatus(id string, st job.Status, within time.Duration) *job.Jo
 		}
 	}
 }
+
+// apiErr is the API's error body.
+type apiErr struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field"`
+	} `json:"error"`
+	Job *job.Job `json:"job"`
+}

@@ -190,14 +190,14 @@ func (w *Worker) Start(ctx context.Context) error {
 		}
 		w.subs = append(w.subs, sub)
 	}
+	if err := w.follow(); err != nil {
+		return err
+	}
 	if err := w.beat(ctx); err != nil {
 		return err
 	}
 	w.loops.Add(1)
 	go w.heartbeats()
-	if err := w.follow(); err != nil {
-		return err
-	}
 	if slices.Contains(w.cfg.Clusters, "*") && w.registry != nil {
 		w.registry.OnChange(func() {
 			if err := w.follow(); err != nil {
