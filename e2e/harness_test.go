@@ -24,7 +24,7 @@ type sys struct {
 
 type option func(*fleet.Config)
 
-func withWorkers(n int) option { return func(c *fleet.Config) { c.Workers = n } }
+func withWorkers(n int) option     { return func(c *fleet.Config) { c.Workers = n } }
 func withAllowance(mib int) option { return func(c *fleet.Config) { c.Allowance = mib } }
 
 // start brings up jinn on free ports in a temporary directory.
