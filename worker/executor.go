@@ -253,7 +253,9 @@ func (e *executor) prepare() (*exec.Cmd, *jobFiles, error) {
 	cmd := exec.Command(e.spec.Argv[0], e.spec.Argv[1:]...)
 	cmd.Dir = e.dir
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if the worker dies (SIGKILL, OOM), its job dies with it
+	// rather than running on unowned while the job's next attempt starts.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Env = e.env()
 	return cmd, &jobFiles{stdout, stderr}, nil
 }
