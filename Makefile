@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run build test test-short lint fuzz clean
+.PHONY: run build test test-short lint fuzz bench clean
 
 ## run: start everything on this machine (jinn up) with the embedded defaults
 run:
@@ -31,6 +31,10 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./job -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
 	$(GO) test ./job -run '^$$' -fuzz FuzzValidateName -fuzztime $(FUZZTIME)
+
+## bench: the benchmark suite (jinn bench) into docs/performance.md and docs/performance/*.png
+bench: build
+	./bin/jinn bench --out docs/performance.md --plots docs/performance $(BENCHFLAGS)
 
 clean:
 	rm -rf bin

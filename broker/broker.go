@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jinn-fleet/jinn/internal/metrics"
 	"github.com/jinn-fleet/jinn/job"
 )
 
@@ -28,6 +29,10 @@ type Config struct {
 	// DedupWindow is how long a job id is remembered for de-duplication of
 	// publishes. Default 10 minutes.
 	DedupWindow time.Duration
+	// StartupTimeout bounds the wait for JetStream at Connect. Default 60s.
+	StartupTimeout time.Duration
+	// EventsMaxAge is how long JINN_EVENTS keeps status events. Default 24h.
+	EventsMaxAge time.Duration
 	// Options are extra nats.Options (credentials, TLS, in-process server).
 	Options []nats.Option
 }
@@ -45,6 +50,12 @@ func (c *Config) defaults() {
 	if c.DedupWindow <= 0 {
 		c.DedupWindow = 10 * time.Minute
 	}
+	if c.StartupTimeout <= 0 {
+		c.StartupTimeout = time.Minute
+	}
+	if c.EventsMaxAge <= 0 {
+		c.EventsMaxAge = 24 * time.Hour
+	}
 }
 
 // Broker is a connection to NATS with jinn's streams in place.
@@ -53,6 +64,8 @@ type Broker struct {
 	JS  jetstream.JetStream
 	cfg Config
 	log hclog.Logger
+
+	jobs jetstream.Stream // JINN_JOBS
 }
 
 // Connect connects to NATS and makes sure jinn's streams exist.
@@ -64,8 +77,17 @@ func Connect(ctx context.Context, cfg Config, log hclog.Logger) (*Broker, error)
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
+				metrics.NATSError("disconnect")
 				log.Warn("nats disconnected", "error", err)
 			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			metrics.NATSError("async")
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Warn("nats error", "subject", subject, "error", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted()) }),
 	}, cfg.Options...)
@@ -79,7 +101,7 @@ func Connect(ctx context.Context, cfg Config, log hclog.Logger) (*Broker, error)
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	b := &Broker{NC: nc, JS: js, cfg: cfg, log: log}
-	if err := b.ensureStreams(ctx); err != nil {
+	if err := b.waitForStreams(ctx); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -91,6 +113,34 @@ func (b *Broker) Close() { _ = b.NC.Drain() }
 
 // AckWait is the lease length of a job attempt.
 func (b *Broker) AckWait() time.Duration { return b.cfg.AckWait }
+
+// waitForStreams makes the streams, retrying while JetStream is not ready.
+func (b *Broker) waitForStreams(ctx context.Context) error {
+	return b.untilReady(ctx, "streams", b.ensureStreams)
+}
+
+// untilReady runs op, retrying while JetStream is not ready yet: a NATS
+// cluster that is still electing its meta leader, or a server that has just
+// started or restarted. Each try gets 5 s; it gives up when ctx ends or
+// after StartupTimeout.
+func (b *Broker) untilReady(ctx context.Context, what string, op func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.StartupTimeout)
+	defer cancel()
+	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		err := op(actx)
+		acancel()
+		if err == nil {
+			return nil
+		}
+		b.log.Info("waiting for JetStream", "for", what, "error", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (JetStream not ready after %s: is the NATS server or cluster up, with JetStream enabled?)", err, b.cfg.StartupTimeout)
+		case <-time.After(wait):
+		}
+	}
+}
 
 func (b *Broker) ensureStreams(ctx context.Context) error {
 	streams := []jetstream.StreamConfig{{
@@ -105,16 +155,20 @@ func (b *Broker) ensureStreams(ctx context.Context) error {
 	}, {
 		Name:        JobsStream,
 		Description: "resolved jobs, one subject per cluster, pulled by workers",
-		Subjects:    []string{jobsPrefix + "*"},
+		Subjects:    []string{jobsPrefix + "*.*"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    b.cfg.Replicas,
 		Duplicates:  b.cfg.DedupWindow,
 		MaxMsgSize:  2 << 20,
-	}}
+	}, eventsStream(b.cfg)}
 	for _, sc := range streams {
-		if _, err := b.JS.CreateOrUpdateStream(ctx, sc); err != nil {
+		st, err := b.JS.CreateOrUpdateStream(ctx, sc)
+		if err != nil {
 			return fmt.Errorf("create stream %s: %w", sc.Name, err)
+		}
+		if sc.Name == JobsStream {
+			b.jobs = st // for lookups by id or sequence (lookup.go)
 		}
 	}
 	return nil
@@ -124,7 +178,11 @@ func (b *Broker) ensureStreams(ctx context.Context) error {
 func (b *Broker) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	cfg.Replicas = b.cfg.Replicas
 	cfg.Storage = jetstream.FileStorage
-	kv, err := b.JS.CreateOrUpdateKeyValue(ctx, cfg)
+	var kv jetstream.KeyValue
+	err := b.untilReady(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) (err error) {
+		kv, err = b.JS.CreateOrUpdateKeyValue(ctx, cfg)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open kv bucket %s: %w", cfg.Bucket, err)
 	}
@@ -163,7 +221,7 @@ func (b *Broker) PublishJob(ctx context.Context, spec *job.Spec) error {
 	if err != nil {
 		return fmt.Errorf("encode job %s: %w", spec.ID, err)
 	}
-	if _, err := b.JS.Publish(ctx, JobSubject(spec.Cluster), data, jetstream.WithMsgID(spec.ID)); err != nil {
+	if _, err := b.JS.Publish(ctx, JobSubject(spec.Cluster, spec.ID), data, jetstream.WithMsgID(spec.ID)); err != nil {
 		return fmt.Errorf("queue job %s on %s: %w", spec.ID, spec.Cluster, err)
 	}
 	return nil
@@ -175,7 +233,7 @@ func (b *Broker) JobConsumer(ctx context.Context, cluster string) (jetstream.Con
 	c, err := b.JS.CreateOrUpdateConsumer(ctx, JobsStream, jetstream.ConsumerConfig{
 		Durable:       JobConsumer(cluster),
 		Description:   "workers serving cluster " + cluster,
-		FilterSubject: JobSubject(cluster),
+		FilterSubject: JobFilter(cluster),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       b.cfg.AckWait,
 		MaxDeliver:    -1,
@@ -205,11 +263,12 @@ func (b *Broker) SubmitConsumer(ctx context.Context) (jetstream.Consumer, error)
 	return c, nil
 }
 
-// PublishEvent announces a status change on jinn.events.<id>. Events are a
-// convenience for live views; losing one loses nothing (the record is in Redis).
+// PublishEvent announces a status change on jinn.events.<id>, which the
+// stream JINN_EVENTS keeps (eventstream.go). Events are a convenience for
+// live views and webhooks; losing one loses no job (the record is in Redis).
 func (b *Broker) PublishEvent(ev job.Event) {
 	data, _ := json.Marshal(ev)
-	if err := b.NC.Publish(EventSubject(ev.ID), data); err != nil {
+	if err := b.NC.PublishMsg(eventMsg(ev, data)); err != nil {
 		b.log.Debug("publish event", "job", ev.ID, "error", err)
 	}
 }

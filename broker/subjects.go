@@ -16,8 +16,13 @@ const (
 	LeaderBucket = "jinn_leader"
 )
 
-// JobSubject is where resolved jobs for a cluster are published.
-func JobSubject(cluster string) string { return jobsPrefix + cluster }
+// JobSubject is where a resolved job is published: jinn.jobs.<cluster>.<id>.
+// The job id in the subject lets anyone find a job's message without a
+// consumer (Broker.QueuedJob), e.g. when Redis lost the job's record.
+func JobSubject(cluster, id string) string { return jobsPrefix + cluster + "." + id }
+
+// JobFilter matches every job of a cluster: the filter of its consumer.
+func JobFilter(cluster string) string { return jobsPrefix + cluster + ".*" }
 
 // JobConsumer is the durable pull consumer every worker serving cluster shares.
 func JobConsumer(cluster string) string { return "jinn-jobs-" + cluster }

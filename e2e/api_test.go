@@ -106,7 +106,7 @@ func TestOutputListingAndRange(t *testing.T) {
 	for _, e := range list.Entries {
 		names = append(names, e.Name)
 	}
-	if strings.Join(names, ",") != "stderr,stdout,sub" {
+	if strings.Join(names, ",") != "run,stderr,stdout,sub" { // run: the job's run script
 		t.Fatalf("entries %v", names)
 	}
 	req, _ := http.NewRequest("GET", s.URL+"/api/v1/jobs/"+j.ID+"/output/sub/digits", nil)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jinn-fleet/jinn/broker"
+	"github.com/jinn-fleet/jinn/internal/metrics"
 	"github.com/jinn-fleet/jinn/job"
 	"github.com/jinn-fleet/jinn/scheduler"
 	"github.com/jinn-fleet/jinn/store"
@@ -15,13 +16,30 @@ import (
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	var req job.Request
-	if err := decode(w, r, &req); err != nil {
+	if isMultipart(r) { // with files: attachments.go
+		cleanup, err := s.receive(w, r, &req)
+		defer cleanup()
+		if err != nil {
+			return err
+		}
+	} else if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := authorizeSubmit(r, &req); err != nil { // auth.go
 		return err
 	}
 	j, created, err := s.d.Admitter.Admit(r.Context(), &req)
 	var rejected *scheduler.RejectedError
+	var limited *store.ActiveLimitError
 	switch {
 	case err == nil:
+	case errors.As(err, &limited):
+		// Genie's active-limit: nothing was recorded; the same request may
+		// be sent again once the user has room.
+		e := errorf(http.StatusTooManyRequests, "too_many_active_jobs", "%s", limited.Error())
+		writeJSON(w, e.Status, map[string]any{"error": e, "limit": map[string]any{
+			"user": limited.User, "limit": limited.Limit, "active": limited.Active}})
+		return nil
 	case errors.As(err, &rejected):
 		e := errorf(http.StatusUnprocessableEntity, "unprocessable", "%s", rejected.Error())
 		writeJSON(w, e.Status, map[string]any{"error": e, "job": rejected.Job})
@@ -52,9 +70,37 @@ func (s *Server) lookup(r *http.Request) (*job.Job, error) {
 	}
 	j, err := s.d.Store.Get(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound("no job %s (finished jobs leave the live view after the retention period)", id)
+		j, err = s.recovered(r.Context(), id)
 	}
-	return j, err
+	if err != nil {
+		return nil, err
+	}
+	if err := authorizeJob(r, j); err != nil { // auth.go: a user's own jobs only
+		return nil, err
+	}
+	return j, nil
+}
+
+// recovered finds a job that has no record in Redis: a finished job whose
+// record expired or was lost is read from its archived record; a job whose
+// message is still in JINN_JOBS is queued or running, and its record is
+// being rebuilt by the worker that holds it (Redis restarted empty).
+func (s *Server) recovered(ctx context.Context, id string) (*job.Job, error) {
+	j, err := store.ArchivedJob(ctx, s.d.Archive, id)
+	if err == nil {
+		return j, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("read archived job", "job", id, "error", err)
+	}
+	if _, _, err := s.d.Broker.QueuedJob(ctx, id); err == nil {
+		e := errorf(http.StatusServiceUnavailable, "recovering",
+			"job %s is unknown to the live view but is still queued or running; its record is being recovered: retry in a few seconds", id)
+		return nil, e
+	} else if !errors.Is(err, broker.ErrNoMessage) {
+		s.log.Warn("look up a job's message", "job", id, "error", err)
+	}
+	return nil, notFound("no job %s (finished jobs leave the live view after the retention period)", id)
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
@@ -68,7 +114,12 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := store.Filter{User: q.Get("user"), Cluster: q.Get("cluster"), Cursor: q.Get("cursor")}
+	f := store.Filter{User: q.Get("user"), Cluster: q.Get("cluster"), Tag: q.Get("tag"), Cursor: q.Get("cursor")}
+	if f.Tag != "" {
+		if err := job.ValidateTags("tag", []string{f.Tag}); err != nil {
+			return badRequest("tag", "%q is not a valid tag: use 1-128 characters of letters, digits and ._:/=@+-", f.Tag)
+		}
+	}
 	if f.User != "" {
 		if err := job.ValidateUser("user", f.User); err != nil {
 			return err
@@ -112,6 +163,9 @@ func (s *Server) killJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if j.Status.Terminal() { // perhaps read from the archive: Kill would not find it
+		return conflict("job %s is %s; only unfinished jobs can be killed", j.ID, j.Status)
+	}
 	outcome, st, worker, err := s.d.Store.Kill(r.Context(), j.ID)
 	if err != nil {
 		return err
@@ -123,6 +177,7 @@ func (s *Server) killJob(w http.ResponseWriter, r *http.Request) error {
 		return conflict("job %s is %s; only unfinished jobs can be killed", j.ID, st)
 	case store.KillDone:
 		s.d.Broker.PublishEvent(job.Event{ID: j.ID, Status: job.Killed, Message: "killed before it ran", Time: time.Now().UTC()})
+		metrics.JobFinished(j.Cluster, j.Command, string(job.Killed), -1)
 	case store.KillSignal:
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()

@@ -2,6 +2,7 @@ package job
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -31,7 +32,10 @@ type Cluster struct {
 	Tags        []string          `json:"tags,omitempty" yaml:"tags"`
 	Status      ClusterStatus     `json:"status" yaml:"status"`
 	Env         map[string]string `json:"env,omitempty" yaml:"env"`
-	ConfigFiles []string          `json:"configFiles,omitempty" yaml:"configFiles"`
+	// ConfigFiles (URIs) are fetched into jinn/cluster/<name>/ of each job.
+	ConfigFiles []string `json:"configFiles,omitempty" yaml:"configFiles"`
+	// Setup is a bash file (a URI) each job sources after its applications'.
+	Setup string `json:"setup,omitempty" yaml:"setup"`
 }
 
 // Command is an executable jobs ask for by tags.
@@ -47,12 +51,19 @@ type Command struct {
 	Memory int `json:"memory,omitempty" yaml:"memory"`
 	// ClusterCriteria limit where the command runs; empty means anywhere.
 	ClusterCriteria [][]string `json:"clusterCriteria,omitempty" yaml:"clusterCriteria"`
-	Applications    []string   `json:"applications,omitempty" yaml:"applications"`
-	ConfigFiles     []string   `json:"configFiles,omitempty" yaml:"configFiles"`
+	// Applications are installed into each job, in this order.
+	Applications []string `json:"applications,omitempty" yaml:"applications"`
+	// ConfigFiles (URIs) are fetched into jinn/command/<name>/ of each job.
+	ConfigFiles []string `json:"configFiles,omitempty" yaml:"configFiles"`
+	// Setup is a bash file (a URI) each job sources after the cluster's.
+	Setup string `json:"setup,omitempty" yaml:"setup"`
 }
 
-// Application is software a command needs, installed into the job directory
-// at run time. Its files and setup are used from a later release on.
+// Application is software a command needs (Spark, a JDK, a Python
+// environment), installed into each job's directory at run time: its Files
+// (URIs: binaries, tarballs) are fetched into jinn/applications/<name>/ and
+// its Setup file (a URI of a bash file, which may unpack them and set PATH)
+// is sourced before the cluster's, the command's and the job's.
 type Application struct {
 	Name        string   `json:"name" yaml:"name"`
 	Description string   `json:"description,omitempty" yaml:"description"`
@@ -77,7 +88,24 @@ func (c *Cluster) Validate() error {
 	if err := validateEntityTags(c.Name, c.Tags); err != nil {
 		return err
 	}
+	if err := validateEntityFiles("configFiles", c.ConfigFiles, c.Setup); err != nil {
+		return err
+	}
 	return ValidateEnv("env", c.Env)
+}
+
+// validateEntityFiles checks the file URIs and the setup URI of an entity.
+func validateEntityFiles(field string, uris []string, setup string) error {
+	if len(uris) > MaxDependencies {
+		return fieldErr(field, "at most %d files, got %d", MaxDependencies, len(uris))
+	}
+	if err := validateURIs(field, uris); err != nil {
+		return err
+	}
+	if setup != "" {
+		return ValidateURI("setup", setup)
+	}
+	return nil
 }
 
 // Validate checks a command definition and fills in its default status.
@@ -120,6 +148,12 @@ func (c *Command) Validate() error {
 		if err := ValidateName(fmt.Sprintf("applications[%d]", i), a); err != nil {
 			return err
 		}
+		if slices.Contains(c.Applications[:i], a) {
+			return fieldErr(fmt.Sprintf("applications[%d]", i), "%s is listed twice", a)
+		}
+	}
+	if err := validateEntityFiles("configFiles", c.ConfigFiles, c.Setup); err != nil {
+		return err
 	}
 	return ValidateEnv("env", c.Env)
 }
@@ -129,7 +163,10 @@ func (a *Application) Validate() error {
 	if err := ValidateName("name", a.Name); err != nil {
 		return err
 	}
-	return validateEntityTags(a.Name, a.Tags)
+	if err := validateEntityTags(a.Name, a.Tags); err != nil {
+		return err
+	}
+	return validateEntityFiles("files", a.Files, a.Setup)
 }
 
 // validateEntityTags checks the tags of a cluster, command or application.

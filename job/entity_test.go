@@ -113,7 +113,11 @@ func TestApplicationValidate(t *testing.T) {
 		field string
 	}{
 		{"minimal", Application{Name: "spark-3"}, ""},
-		{"full", Application{Name: "spark-3", Tags: []string{"type:spark", "name:spark-3"}, Files: []string{"s3://b/spark.tgz"}, Setup: "tar xzf spark.tgz"}, ""},
+		{"full", Application{Name: "spark-3", Tags: []string{"type:spark", "name:spark-3"}, Files: []string{"s3://bkt/spark.tgz", "file:///opt/jars/x.jar"}, Setup: "s3://bkt/spark/setup.sh"}, ""},
+		{"setup is a file, not a script", Application{Name: "spark", Setup: "tar xzf spark.tgz"}, "setup"},
+		{"file not a URI", Application{Name: "spark", Files: []string{"s3://bkt/a.jar", "/opt/b.jar"}}, "files[1]"},
+		{"file is a directory", Application{Name: "spark", Files: []string{"s3://bkt/lib/"}}, "files[0]"},
+		{"file is a bucket", Application{Name: "spark", Files: []string{"s3://bkt"}}, "files[0]"},
 		{"no name", Application{}, "name"},
 		{"bad name", Application{Name: "spark.3"}, "name"},
 		{"bad tag", Application{Name: "spark", Tags: []string{""}}, "tags[0]"},

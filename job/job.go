@@ -24,9 +24,14 @@ type Job struct {
 	// afterwards ends it as KILLED instead of running it.
 	KillRequested bool     `json:"killRequested,omitempty"`
 	Request       *Request `json:"request,omitempty"`
+	// ArchiveStatus says whether its files reached the archive, which
+	// ArchiveLocation names (…/jobs/<id>/); ArchiveMessage says why not.
+	ArchiveStatus   ArchiveStatus `json:"archiveStatus,omitempty"`
+	ArchiveLocation string        `json:"archiveLocation,omitempty"`
+	ArchiveMessage  string        `json:"archiveMessage,omitempty"`
 }
 
-// Spec is a resolved job as it travels on jinn.jobs.<cluster>: everything a
+// Spec is a resolved job as it travels on jinn.jobs.<cluster>.<id>: everything a
 // worker needs to run it without reading the configuration.
 type Spec struct {
 	ID      string            `json:"id"`
@@ -38,6 +43,14 @@ type Spec struct {
 	Memory  int               `json:"memory"`            // MiB
 	Timeout int               `json:"timeout,omitempty"` // seconds
 	Retries int               `json:"retries"`
+	// Name and Fingerprint of the request let a worker rebuild the job's
+	// record from its message when Redis lost it.
+	Name        string `json:"name,omitempty"`
+	Fingerprint string `json:"fp,omitempty"`
+	// Files are fetched into the job directory before it runs; Setup files
+	// (among them) are sourced by its run script in order. See Plan.
+	Files []Dependency `json:"files,omitempty"`
+	Setup []SetupFile  `json:"setup,omitempty"`
 }
 
 // Lease identifies one attempt at a job: the JetStream delivery that carries

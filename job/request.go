@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -17,6 +18,7 @@ const (
 	MaxMemoryMiB   = 1 << 20 // 1 TiB
 	MaxTimeoutSec  = 30 * 24 * 3600
 	MaxRetries     = 10
+	MaxNotifyLen   = 2048
 	DefaultRetries = 2
 )
 
@@ -44,6 +46,18 @@ type Request struct {
 	// it; nil means DefaultRetries. A job that fails on its own is not retried.
 	Retries  *int            `json:"retries,omitempty"`
 	Metadata json.RawMessage `json:"metadata,omitempty"`
+	// Dependencies are files (s3://bucket/key or file:///path) fetched into
+	// the job directory, under their base names, before the job runs.
+	Dependencies []string `json:"dependencies,omitempty"`
+	// Setup is a bash file (a URI) sourced after the applications', the
+	// cluster's and the command's setup files, just before the command.
+	Setup string `json:"setup,omitempty"`
+	// Attachments are files uploaded with the request (a multipart POST);
+	// the intake stores them and fills this in.
+	Attachments []Attachment `json:"attachments,omitempty"`
+	// Notify is an http(s) URL that gets a signed POST of the job's final
+	// status (the webhook of scheduler/notify.go); at most MaxNotifyLen bytes.
+	Notify string `json:"notify,omitempty"`
 }
 
 // RetryLimit returns the number of retries, applying the default.
@@ -111,6 +125,35 @@ func (r *Request) Validate() error {
 	}
 	if len(r.Metadata) > 0 && !json.Valid(r.Metadata) {
 		return fieldErr("metadata", "not valid JSON")
+	}
+	if err := validateNotify(r.Notify); err != nil {
+		return err
+	}
+	return r.validateFiles()
+}
+
+// validateNotify accepts an empty URL or an absolute http(s) URL with a host.
+func validateNotify(u string) error {
+	if u == "" {
+		return nil
+	}
+	if len(u) > MaxNotifyLen {
+		return fieldErr("notify", "at most %d bytes, got %d", MaxNotifyLen, len(u))
+	}
+	for _, c := range u {
+		if c <= ' ' || c == 0x7f {
+			return fieldErr("notify", "contains a space or a control character")
+		}
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return fieldErr("notify", "not a URL: %v", err)
+	}
+	if p.Scheme != "http" && p.Scheme != "https" {
+		return fieldErr("notify", `must be an http:// or https:// URL, e.g. "https://example.com/hooks/jinn"`)
+	}
+	if p.Host == "" {
+		return fieldErr("notify", "the URL has no host")
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package job
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -45,6 +46,17 @@ func TestRequestValidateAcceptsGood(t *testing.T) {
 		func(r *Request) { r.Metadata = nil },
 		func(r *Request) { r.Metadata = json.RawMessage(`null`) },
 		func(r *Request) { r.Metadata = json.RawMessage(`"text"`) },
+		func(r *Request) { r.Dependencies = []string{"s3://my-bucket/a/b.jar", "file:///etc/hosts"} },
+		func(r *Request) { r.Dependencies = []string{"s3://bkt/x.jar", "s3://bkt/x.jar"} }, // the same file twice
+		func(r *Request) { r.Setup = "s3://bkt/setup.sh" },
+		func(r *Request) { r.Notify = "https://hooks.example.com/jinn?team=data" },
+		func(r *Request) { r.Notify = "http://127.0.0.1:8099/hook" },
+		func(r *Request) {
+			r.Notify = "https://h.example/" + strings.Repeat("p", MaxNotifyLen-len("https://h.example/"))
+		},
+		func(r *Request) {
+			r.Attachments = []Attachment{{Name: "data.csv", URI: "s3://bkt/jobs/j/attachments/ab/data.csv", Size: 3}}
+		},
 	}
 	for i, mut := range good {
 		r := validRequest()
@@ -96,6 +108,33 @@ func TestRequestValidateRejectsBad(t *testing.T) {
 		{"too many retries", func(r *Request) { r.Retries = intp(MaxRetries + 1) }, "retries"},
 		{"metadata", func(r *Request) { r.Metadata = json.RawMessage(`{"a":`) }, "metadata"},
 		{"metadata two values", func(r *Request) { r.Metadata = json.RawMessage(`1 2`) }, "metadata"},
+		{"dependency not a URI", func(r *Request) { r.Dependencies = []string{"s3://bkt/x", "/tmp/x"} }, "dependencies[1]"},
+		{"dependency http", func(r *Request) { r.Dependencies = []string{"https://example.com/x"} }, "dependencies[0]"},
+		{"dependency directory", func(r *Request) { r.Dependencies = []string{"s3://bkt/lib/"} }, "dependencies[0]"},
+		{"dependency bad bucket", func(r *Request) { r.Dependencies = []string{"s3://B_ad/x"} }, "dependencies[0]"},
+		{"dependency file host", func(r *Request) { r.Dependencies = []string{"file://host/x"} }, "dependencies[0]"},
+		{"dependency reserved name", func(r *Request) { r.Dependencies = []string{"s3://bkt/stdout"} }, "dependencies[0]"},
+		{"dependencies same name", func(r *Request) { r.Dependencies = []string{"s3://bkt/x.jar", "s3://ckt/x.jar"} }, "dependencies[1]"},
+		{"too many dependencies", func(r *Request) {
+			for i := range MaxDependencies + 1 {
+				r.Dependencies = append(r.Dependencies, fmt.Sprintf("s3://bkt/%d", i))
+			}
+		}, "dependencies"},
+		{"setup not a URI", func(r *Request) { r.Setup = "export A=1" }, "setup"},
+		{"notify not http", func(r *Request) { r.Notify = "ftp://example.com/x" }, "notify"},
+		{"notify relative", func(r *Request) { r.Notify = "/hooks/jinn" }, "notify"},
+		{"notify no host", func(r *Request) { r.Notify = "https:///x" }, "notify"},
+		{"notify space", func(r *Request) { r.Notify = "https://example.com/a b" }, "notify"},
+		{"notify newline", func(r *Request) { r.Notify = "https://example.com/\nX-Evil: 1" }, "notify"},
+		{"notify bad URL", func(r *Request) { r.Notify = "http://[::1" }, "notify"},
+		{"notify too long", func(r *Request) { r.Notify = "https://h.example/" + strings.Repeat("p", MaxNotifyLen) }, "notify"},
+		{"attachment reserved", func(r *Request) { r.Attachments = []Attachment{{Name: "run", URI: "s3://bkt/run"}} }, "attachments[0].name"},
+		{"attachment slash", func(r *Request) { r.Attachments = []Attachment{{Name: "a/b", URI: "s3://bkt/x"}} }, "attachments[0].name"},
+		{"attachment no URI", func(r *Request) { r.Attachments = []Attachment{{Name: "a"}} }, "attachments[0].uri"},
+		{"attachment takes a dependency's name", func(r *Request) {
+			r.Dependencies = []string{"s3://bkt/a.csv"}
+			r.Attachments = []Attachment{{Name: "a.csv", URI: "s3://bkt/x/a.csv"}}
+		}, "attachments[0].name"},
 		// The first problem in field order is the one reported.
 		{"first of several", func(r *Request) { r.User = "a b"; r.Memory = -1; r.ID = "a.b" }, "id"},
 	}

@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,8 +25,10 @@ import (
 
 // Config of a load run.
 type Config struct {
-	Server string // intake URL, for HTTP submits and for reading statuses
-	NATS   string // NATS URL, for submits onto jinn.submit (Via "nats")
+	// Server is the intake URL, or several comma separated: submits go to
+	// each in turn, and to the next when one does not answer.
+	Server string
+	NATS   string // NATS URL(s), for submits onto jinn.submit (Via "nats")
 	Via    string // "http" (default) or "nats"
 	// Rate > 0 submits open loop at this many jobs a second, whatever the
 	// latency; otherwise Concurrency submitters each submit and wait.
@@ -54,7 +57,9 @@ type Result struct {
 	Submitted int // requests sent
 	Accepted  int // 202s, or acked publishes
 	Rejected  int // refused by the API or NATS
-	ByStatus  map[job.Status]int
+	// LastReject is the last refusal's error.
+	LastReject error
+	ByStatus   map[job.Status]int
 	// Lost: accepted but, at the end, not finished, LOST, missing, or
 	// SUCCEEDED without a completed attempt in the sink.
 	Lost     int
@@ -108,7 +113,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := os.MkdirAll(cfg.SinkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("sink: %w", err)
 	}
-	api := client.New(cfg.Server)
+	api := newIntakes(cfg.Server)
 	submit, closeSubmit, err := submitter(ctx, cfg, api)
 	if err != nil {
 		return nil, err
@@ -149,10 +154,14 @@ type runner struct {
 }
 
 // submitter returns the function that hands one request to jinn.
-func submitter(ctx context.Context, cfg Config, api *client.Client) (func(context.Context, *job.Request) (string, error), func(), error) {
+func submitter(ctx context.Context, cfg Config, api *intakes) (func(context.Context, *job.Request) (string, error), func(), error) {
 	if cfg.Via != "nats" {
 		return func(ctx context.Context, req *job.Request) (string, error) {
-			j, err := api.Submit(ctx, req)
+			if req.ID == "" {
+				req.ID = newID() // so that a retry on another intake is the same job
+			}
+			var j *job.Job
+			err := api.do(func(c *client.Client) (err error) { j, err = c.Submit(ctx, req); return err })
 			if err != nil {
 				return "", err
 			}
@@ -270,9 +279,15 @@ func (r *runner) closedLoop(ctx context.Context, start time.Time) {
 	wg.Wait()
 }
 
+func (r *runner) snapshot() []submitted {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.jobs)
+}
+
 // settle waits until every accepted job is finished, or Settle has passed,
 // and returns the final records by id.
-func (r *runner) settle(ctx context.Context, api *client.Client) (map[string]job.Job, error) {
+func (r *runner) settle(ctx context.Context, api *intakes) (map[string]job.Job, error) {
 	r.mu.Lock()
 	want := len(r.jobs)
 	r.mu.Unlock()
@@ -283,7 +298,10 @@ func (r *runner) settle(ctx context.Context, api *client.Client) (map[string]job
 		var err error
 		for {
 			var page []job.Job
-			page, cursor, err = api.List(ctx, client.ListOptions{User: r.cfg.User, Limit: 1000, Cursor: cursor})
+			err = api.do(func(c *client.Client) (err error) {
+				page, cursor, err = c.List(ctx, client.ListOptions{User: r.cfg.User, Limit: 1000, Cursor: cursor})
+				return err
+			})
 			if err != nil {
 				break
 			}
@@ -294,9 +312,19 @@ func (r *runner) settle(ctx context.Context, api *client.Client) (map[string]job
 				break
 			}
 		}
+		// A job the user index lost (Redis restarted empty) is asked for by id.
+		for _, s := range r.snapshot() {
+			if _, ok := finals[s.id]; ok || err != nil {
+				continue
+			}
+			var j *job.Job
+			if api.do(func(c *client.Client) (err error) { j, err = c.Get(ctx, s.id); return err }) == nil {
+				finals[s.id] = *j
+			}
+		}
 		terminal := 0
-		for _, j := range finals {
-			if j.Status.Terminal() {
+		for _, s := range r.snapshot() {
+			if j, ok := finals[s.id]; ok && j.Status.Terminal() {
 				terminal++
 			}
 		}
@@ -359,7 +387,7 @@ func (r *runner) verify(finals map[string]job.Job) *Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res := &Result{
-		Submitted: int(r.sent.Load()), Accepted: len(r.jobs), Rejected: int(r.rejected.Load()),
+		Submitted: int(r.sent.Load()), Accepted: len(r.jobs), Rejected: int(r.rejected.Load()), LastReject: r.lastReject,
 		ByStatus: map[job.Status]int{}, AcceptLatency: percentiles(r.acceptLat),
 	}
 	sink := readSink(r.cfg.SinkDir)

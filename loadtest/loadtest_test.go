@@ -44,7 +44,7 @@ func TestVerifierFindsOverlapsAndLostJobs(t *testing.T) {
 		}
 	}
 	write("ok", "1 w1 100 start\n1 w1 200 end\n")
-	write("retried", "1 w1 100 start\n2 w2 300 start\n2 w2 400 end\n")  // attempt 1 died with its worker
+	write("retried", "1 w1 100 start\n2 w2 300 start\n2 w2 400 end\n") // attempt 1 died with its worker
 	write("overlapped", "1 w1 100 start\n2 w2 150 start\n1 w1 200 end\n2 w2 250 end\n")
 	write("locked", "1 w1 100 start\n2 w2 300 start\n2 w2 400 end\n")
 	write("overlaps", "locked 2 w2\n")
@@ -100,7 +100,7 @@ func TestRunAgainstFleet(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			res, err := Run(ctx, Config{
 				Server: f.URL, NATS: f.NATSURL, Via: c.via, Rate: c.rate, Concurrency: 8, Jobs: 60,
-				Shape: Shape{Kind: "sleep", Dist: "uniform", Max: 20 * time.Millisecond},
+				Shape:   Shape{Kind: "sleep", Dist: "uniform", Max: 20 * time.Millisecond},
 				SinkDir: t.TempDir(), Settle: 30 * time.Second,
 			})
 			if err != nil {

@@ -16,7 +16,11 @@ func (r *Result) WriteTable(w io.Writer) {
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
 	row("submitted", r.Submitted)
 	row("accepted", r.Accepted)
-	row("rejected", r.Rejected)
+	if r.Rejected > 0 {
+		row("rejected", fmt.Sprintf("%d (last: %v)", r.Rejected, r.LastReject))
+	} else {
+		row("rejected", 0)
+	}
 	row("succeeded", r.ByStatus[job.Succeeded])
 	row("failed", r.Failed)
 	row("lost", r.Lost)

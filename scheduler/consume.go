@@ -90,6 +90,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	j, _, err := c.admit.Admit(ctx, &req)
 	var fe *job.FieldError
 	var rejected *RejectedError
+	var limited *store.ActiveLimitError
 	switch {
 	case err == nil:
 		c.log.Debug("admitted", "job", j.ID, "status", j.Status, "request", describe(&req))
@@ -100,6 +101,9 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		c.log.Info("request rejected", "job", req.ID, "reason", rejected.Error())
 	case errors.Is(err, store.ErrConflict):
 		c.log.Warn("request conflicts with an existing job of the same id; dropped", "job", req.ID)
+	case errors.As(err, &limited):
+		c.hold(msg, &req, limited) // userlimit.go
+		return
 	default:
 		c.log.Warn("admission failed; will retry", "job", req.ID, "error", err)
 		_ = msg.NakWithDelay(time.Second)

@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -24,12 +27,17 @@ type Object interface {
 }
 
 // Archive keeps what finished jobs leave behind, under keys such as
-// "jobs/<id>/output/stdout". Keys are slash-separated and never contain "..".
+// "jobs/<id>/output/stdout", and the files attached to jobs. Keys are
+// slash-separated and never contain "..". Implementations: LocalArchive (a
+// directory) and S3Archive (a bucket and prefix).
 type Archive interface {
 	Put(ctx context.Context, key string, r io.Reader) error
 	Open(ctx context.Context, key string) (Object, error)
 	// List returns the direct children of a key prefix ending in "/".
 	List(ctx context.Context, prefix string) ([]job.File, error)
+	// URI is where key lives, for URIs to read it: s3://bucket/prefix/key
+	// or file:///dir/key.
+	URI(key string) string
 }
 
 // JobKey is the archive key of a file of job id's output directory.
@@ -58,24 +66,38 @@ func CleanKey(key string) (string, error) {
 }
 
 // LocalArchive is an Archive in a local directory: the embedded default.
-type LocalArchive struct{ root *os.Root }
+type LocalArchive struct {
+	root *os.Root
+	dir  string // absolute
+}
 
 // OpenLocalArchive opens (creating) a directory as an archive.
 func OpenLocalArchive(dir string) (*LocalArchive, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("archive directory: %w", err)
 	}
-	r, err := os.OpenRoot(dir)
+	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("archive directory: %w", err)
 	}
-	return &LocalArchive{root: r}, nil
+	r, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("archive directory: %w", err)
+	}
+	return &LocalArchive{root: r, dir: abs}, nil
+}
+
+// URI is the file:// URI of key.
+func (a *LocalArchive) URI(key string) string {
+	return "file://" + filepath.ToSlash(filepath.Join(a.dir, filepath.FromSlash(key)))
 }
 
 // Close releases the directory.
 func (a *LocalArchive) Close() error { return a.root.Close() }
 
-// Put writes an object atomically (a reader never sees half a file).
+// Put writes an object atomically (a reader never sees half a file): it
+// writes a temporary file of its own, flushes it to disk and renames it over
+// the key. Puts of one key may overlap; the last rename wins.
 func (a *LocalArchive) Put(_ context.Context, key string, r io.Reader) error {
 	k, err := CleanKey(key)
 	if err != nil || k == "" {
@@ -86,19 +108,34 @@ func (a *LocalArchive) Put(_ context.Context, key string, r io.Reader) error {
 			return fmt.Errorf("archive put %s: %w", k, err)
 		}
 	}
-	tmp := k + ".part"
-	f, err := a.root.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	// Its own name, so that overlapping puts never write into one file; the
+	// ".part" suffix keeps it out of listings.
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := k + "." + hex.EncodeToString(rnd[:]) + ".part"
+	f, err := a.root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("archive put %s: %w", k, err)
 	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
+	fail := func(err error) error {
+		_ = f.Close()
+		_ = a.root.Remove(tmp)
 		return fmt.Errorf("archive put %s: %w", k, err)
 	}
+	if _, err := io.Copy(f, r); err != nil {
+		return fail(err)
+	}
+	// The archive is the record of a finished job and the worker acks the
+	// job once it is written: it must survive a crash, not only a reader.
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
 	if err := f.Close(); err != nil {
+		_ = a.root.Remove(tmp)
 		return fmt.Errorf("archive put %s: %w", k, err)
 	}
 	if err := a.root.Rename(tmp, k); err != nil {
+		_ = a.root.Remove(tmp)
 		return fmt.Errorf("archive put %s: %w", k, err)
 	}
 	return nil

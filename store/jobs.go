@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,11 +82,31 @@ func (s *Store) retentionSecs() string {
 // Record creates a job in ACCEPTED. When a job with the same id exists it is
 // returned with created=false if its request is the same, or ErrConflict.
 func (s *Store) Record(ctx context.Context, j *job.Job) (created bool, err error) {
+	return s.RecordWithin(ctx, j, 0)
+}
+
+// ActiveLimitError refuses a new job of a user who has Limit unfinished
+// jobs already.
+type ActiveLimitError struct {
+	User   string
+	Limit  int
+	Active int
+}
+
+func (e *ActiveLimitError) Error() string {
+	return fmt.Sprintf("user %s has %d unfinished jobs and may have at most %d; submit again once some have finished (or kill some)", e.User, e.Active, e.Limit)
+}
+
+// RecordWithin is Record for a user who may have at most limit unfinished
+// jobs (0: no limit; a job without a user is never limited). A new job over
+// the limit is not recorded: the error is an *ActiveLimitError. A job whose
+// id exists is returned as by Record, whatever the count.
+func (s *Store) RecordWithin(ctx context.Context, j *job.Job, limit int) (created bool, err error) {
 	req, err := json.Marshal(j.Request)
 	if err != nil {
 		return false, fmt.Errorf("encode request: %w", err)
 	}
-	args := []any{s.k.prefix, j.ID, j.Request.Fingerprint(), s.nowMicros(), j.User,
+	args := []any{s.k.prefix, j.ID, j.Request.Fingerprint(), s.nowMicros(), j.User, strconv.Itoa(max(limit, 0)),
 		"name", j.Name, "user", j.User, "memory", itoa(j.Memory),
 		"retries", strconv.Itoa(j.Request.RetryLimit()), "request", string(req)}
 	res, err := recordScript.Run(ctx, s.rdb, nil, args...).StringSlice()
@@ -97,9 +118,20 @@ func (s *Store) Record(ctx context.Context, j *job.Job) (created bool, err error
 		return true, nil
 	case "exists":
 		return false, nil
+	case "limited":
+		return false, &ActiveLimitError{User: j.User, Limit: limit, Active: atoi(res[1])}
 	default:
 		return false, fmt.Errorf("job %s: %w", j.ID, ErrConflict)
 	}
+}
+
+// ActiveJobs is how many unfinished jobs (ACCEPTED to RUNNING) user has.
+func (s *Store) ActiveJobs(ctx context.Context, user string) (int, error) {
+	n, err := s.rdb.SCard(ctx, s.k.activeByUser(user)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count active jobs of %s: %w", user, err)
+	}
+	return int(n), nil
 }
 
 // Update is what a transition writes besides the status. Zero fields are left
@@ -111,6 +143,11 @@ type Update struct {
 	Memory   int
 	ExitCode *int
 	Peak     int // measured peak memory in MiB
+	// The archive of the job's files: its status, location and, when it
+	// failed, why.
+	ArchiveStatus   job.ArchiveStatus
+	ArchiveLocation string
+	ArchiveMessage  string
 }
 
 func (u Update) pairs() []any {
@@ -125,6 +162,9 @@ func (u Update) pairs() []any {
 	add("command", u.Command)
 	add("memory", itoa(u.Memory))
 	add("peak", itoa(u.Peak))
+	add("archive", string(u.ArchiveStatus))
+	add("archiveLocation", u.ArchiveLocation)
+	add("archiveMessage", u.ArchiveMessage)
 	if u.ExitCode != nil {
 		add("exitCode", strconv.Itoa(*u.ExitCode))
 	}
@@ -168,7 +208,14 @@ const (
 
 // Claim makes worker the owner of a new attempt at job id under lease.
 func (s *Store) Claim(ctx context.Context, id, worker string, lease job.Lease) (ClaimOutcome, int, error) {
-	res, err := claimScript.Run(ctx, s.rdb, nil, s.k.prefix, id, worker, leaseArg(&lease), s.nowMicros(), s.retentionSecs()).Slice()
+	return s.ClaimAs(ctx, id, worker, "", lease)
+}
+
+// ClaimAs is Claim by one run (incarnation) of a worker: the job is owned by
+// that run only, so a worker restarted with the same id does not keep its
+// earlier run's jobs busy; they get a new attempt.
+func (s *Store) ClaimAs(ctx context.Context, id, worker, incarnation string, lease job.Lease) (ClaimOutcome, int, error) {
+	res, err := claimScript.Run(ctx, s.rdb, nil, s.k.prefix, id, worker, leaseArg(&lease), s.nowMicros(), s.retentionSecs(), incarnation).Slice()
 	if err != nil {
 		return "", 0, fmt.Errorf("claim job %s: %w", id, err)
 	}
@@ -204,15 +251,20 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	pipe := s.rdb.TxPipeline()
-	pipe.Del(ctx, s.k.job(id))
+	pipe.Del(ctx, s.k.job(id), s.k.jobHistory(id))
 	pipe.ZRem(ctx, s.k.all(), id)
 	pipe.ZRem(ctx, s.k.byStatus(j.Status), id)
 	pipe.SRem(ctx, s.k.active(), id)
 	if j.User != "" {
 		pipe.ZRem(ctx, s.k.byUser(j.User), id)
+		pipe.SRem(ctx, s.k.activeByUser(j.User), id)
 	}
 	if j.Cluster != "" {
 		pipe.ZRem(ctx, s.k.byCluster(j.Cluster), id)
+	}
+	if j.Status == job.Queued && j.Cluster != "" {
+		pipe.HIncrBy(ctx, s.k.waitingMemory(), j.Cluster, -int64(j.Memory))
+		pipe.HIncrBy(ctx, s.k.waitingJobs(), j.Cluster, -1)
 	}
 	_, err = pipe.Exec(ctx)
 	return err
@@ -248,6 +300,10 @@ func decodeJob(h map[string]string) *job.Job {
 		Queued:        micros(h["queued"]),
 		Started:       micros(h["started"]),
 		Finished:      micros(h["finished"]),
+
+		ArchiveStatus:   job.ArchiveOf(job.Status(h["status"]), job.ArchiveStatus(h["archive"])),
+		ArchiveLocation: h["archiveLocation"],
+		ArchiveMessage:  h["archiveMessage"],
 	}
 	if v, ok := h["exitCode"]; ok {
 		c := atoi(v)
@@ -267,6 +323,7 @@ type Filter struct {
 	User    string
 	Status  job.Status
 	Cluster string
+	Tag     string // one of the request's tags
 	Limit   int    // default 50, at most 1000
 	Cursor  string // from a previous page
 }
@@ -289,17 +346,14 @@ func (s *Store) List(ctx context.Context, f Filter) ([]job.Job, string, error) {
 	case f.Cluster != "":
 		index = s.k.byCluster(f.Cluster)
 	}
-	max := "+inf"
-	if f.Cursor != "" {
-		if _, err := strconv.ParseInt(f.Cursor, 10, 64); err != nil {
-			return nil, "", fmt.Errorf("cursor %q: not a cursor from this API", f.Cursor)
-		}
-		max = "(" + f.Cursor
+	pos, err := parseCursor(f.Cursor)
+	if err != nil {
+		return nil, "", err
 	}
 	var out []job.Job
 	for len(out) < f.Limit {
 		batch := f.Limit - len(out)
-		zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, index, &redis.ZRangeBy{Max: max, Min: "-inf", Count: int64(batch)}).Result()
+		zs, err := s.after(ctx, index, pos, batch)
 		if err != nil {
 			return nil, "", fmt.Errorf("list jobs: %w", err)
 		}
@@ -322,23 +376,114 @@ func (s *Store) List(ctx context.Context, f Filter) ([]job.Job, string, error) {
 				continue
 			}
 			j := decodeJob(h)
-			if (f.User == "" || j.User == f.User) && (f.Status == "" || j.Status == f.Status) && (f.Cluster == "" || j.Cluster == f.Cluster) {
+			if (f.User == "" || j.User == f.User) && (f.Status == "" || j.Status == f.Status) && (f.Cluster == "" || j.Cluster == f.Cluster) && f.hasTag(j) {
 				out = append(out, *j)
 			}
 		}
 		if len(gone) > 0 { // expired jobs: prune the index lazily
 			s.rdb.ZRem(ctx, index, gone...)
 		}
-		last := strconv.FormatInt(int64(zs[len(zs)-1].Score), 10)
-		max = "(" + last
+		last := zs[len(zs)-1]
+		pos = cursor{score: int64(last.Score), id: last.Member.(string)}
 		if len(zs) < batch {
 			return out, "", nil
 		}
-		if len(out) >= f.Limit {
-			return out, last, nil
+	}
+	return out, pos.String(), nil
+}
+
+// hasTag reports whether the job's request carries the filter's tag. No
+// index holds tags: a tag filter walks the most selective other index.
+func (f Filter) hasTag(j *job.Job) bool {
+	return f.Tag == "" || (j.Request != nil && slices.Contains(j.Request.Tags, f.Tag))
+}
+
+// HistoryKept is how many status changes a job's history keeps (the last
+// ones); push_history in scripts.go trims to it.
+const HistoryKept = 100
+
+// History returns the status changes of job id, oldest first: every change
+// written by the scripts, with the job's attempt, worker and message at that
+// moment. It is empty for a job whose record has expired.
+func (s *Store) History(ctx context.Context, id string) ([]job.Event, error) {
+	raw, err := s.rdb.LRange(ctx, s.k.jobHistory(id), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read history of job %s: %w", id, err)
+	}
+	out := make([]job.Event, 0, len(raw))
+	for _, r := range raw {
+		var e struct {
+			Status  job.Status `json:"status"`
+			Time    string     `json:"time"`
+			Attempt int        `json:"attempt"`
+			Worker  string     `json:"worker"`
+			Message string     `json:"message"`
+		}
+		if err := json.Unmarshal([]byte(r), &e); err != nil {
+			return nil, fmt.Errorf("history of job %s: entry %q: %w", id, r, err)
+		}
+		ev := job.Event{ID: id, Status: e.Status, Attempt: e.Attempt, Worker: e.Worker, Message: e.Message}
+		if t := micros(e.Time); t != nil {
+			ev.Time = *t
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// cursor is a place in an index walked newest first: the score (creation
+// time in µs) and id of the last job seen. Jobs created in the same
+// microsecond share a score, and Redis orders them by id, so the score alone
+// would skip some of them at a page boundary. An empty id stands after every
+// job of that score (a cursor of an earlier version: the score alone); the
+// zero cursor is the start.
+type cursor struct {
+	score int64
+	id    string
+}
+
+func (c cursor) String() string { return strconv.FormatInt(c.score, 10) + "." + c.id }
+
+func parseCursor(s string) (cursor, error) {
+	if s == "" {
+		return cursor{}, nil
+	}
+	score, id, dotted := strings.Cut(s, ".")
+	n, err := strconv.ParseInt(score, 10, 64)
+	if err != nil || (dotted && id == "") {
+		return cursor{}, fmt.Errorf("cursor %q: not a cursor from this API", s)
+	}
+	return cursor{score: n, id: id}, nil
+}
+
+// after returns up to n entries of index that come after pos, newest first
+// (by score, then by id, both descending, as ZREVRANGEBYSCORE orders them).
+func (s *Store) after(ctx context.Context, index string, pos cursor, n int) ([]redis.Z, error) {
+	top := "+inf"
+	var out []redis.Z
+	if pos != (cursor{}) {
+		score := strconv.FormatInt(pos.score, 10)
+		top = "(" + score
+		if pos.id != "" {
+			ties, err := s.rdb.ZRevRangeByScoreWithScores(ctx, index, &redis.ZRangeBy{Max: score, Min: score}).Result()
+			if err != nil {
+				return nil, err
+			}
+			for _, z := range ties {
+				if z.Member.(string) < pos.id && len(out) < n {
+					out = append(out, z)
+				}
+			}
 		}
 	}
-	return out, "", nil
+	if len(out) == n {
+		return out, nil
+	}
+	more, err := s.rdb.ZRevRangeByScoreWithScores(ctx, index, &redis.ZRangeBy{Max: top, Min: "-inf", Count: int64(n - len(out))}).Result()
+	if err != nil {
+		return nil, err
+	}
+	return append(out, more...), nil
 }
 
 func leaseArg(l *job.Lease) string {

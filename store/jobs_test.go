@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -790,6 +791,41 @@ func TestListPrunes(t *testing.T) {
 		}
 		if got := strings.Join(ids(jobs), " "); got != "new" || next != "" {
 			t.Errorf("List past expired entries = %q next %q, want new", got, next)
+		}
+	})
+}
+
+// A worker restarted with the same id does not own what its earlier run
+// claimed: the job gets a new attempt instead of waiting as "busy" forever.
+func TestClaimAfterSameIDRestart(t *testing.T) {
+	t.Parallel()
+	redistest.Backends(t, func(t *testing.T, rdb *redis.Client) {
+		f := newFixture(t, rdb)
+		f.record("r1", "alice")
+		f.moveTo("r1", job.Queued)
+		ctx := context.Background()
+		beat := func(inc string) {
+			if err := f.s.Heartbeat(ctx, &job.Worker{ID: "w1", Incarnation: inc, State: job.WorkerActive}, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		beat("run-1")
+		if out, _, err := f.s.ClaimAs(ctx, "r1", "w1", "run-1", job.Lease{Seq: 1, Delivery: 1}); err != nil || out != store.ClaimOK {
+			t.Fatalf("first claim: %s %v", out, err)
+		}
+		// The same run is alive: another worker finds the job busy.
+		if out, _, _ := f.s.ClaimAs(ctx, "r1", "w2", "x", job.Lease{Seq: 1, Delivery: 2}); out != store.ClaimBusy {
+			t.Fatalf("claim while the owner runs: %s, want busy", out)
+		}
+		// w1 restarts: same id, new run.
+		beat("run-2")
+		out, attempt, err := f.s.ClaimAs(ctx, "r1", "w1", "run-2", job.Lease{Seq: 1, Delivery: 3})
+		if err != nil || out != store.ClaimOK || attempt != 2 {
+			t.Fatalf("claim after the restart: %s %d %v; want claimed, attempt 2", out, attempt, err)
+		}
+		// The earlier run's lease is stale now.
+		if err := f.s.Transition(ctx, "r1", job.Init, &job.Lease{Seq: 1, Delivery: 1}, store.Update{}); !errors.Is(err, store.ErrStale) {
+			t.Fatalf("write of the earlier run: %v, want ErrStale", err)
 		}
 	})
 }

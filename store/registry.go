@@ -40,6 +40,7 @@ type Registry struct {
 	entries map[string]entry // by key
 	ready   chan struct{}
 	watch   jetstream.KeyWatcher
+	stop    context.CancelFunc // ends the watch's context
 	notify  []func()
 }
 
@@ -48,26 +49,34 @@ type entry struct {
 	data []byte
 }
 
-// OpenRegistry loads the bucket and watches it until Close.
+// OpenRegistry loads the bucket and watches it until Close. ctx bounds the
+// loading only.
 func OpenRegistry(ctx context.Context, kv jetstream.KeyValue, log hclog.Logger) (*Registry, error) {
 	c := &Registry{kv: kv, log: log, entries: map[string]entry{}, ready: make(chan struct{})}
-	w, err := kv.WatchAll(ctx)
+	// The watch ends when its context does: it must not end with ctx, which
+	// is often a start-up context with a timeout.
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	w, err := kv.WatchAll(wctx)
 	if err != nil {
+		stop()
 		return nil, fmt.Errorf("watch %s: %w", kv.Bucket(), err)
 	}
-	c.watch = w
+	c.watch, c.stop = w, stop
 	go c.follow()
 	select {
 	case <-c.ready:
 		return c, nil
 	case <-ctx.Done():
-		_ = w.Stop()
+		c.Close()
 		return nil, fmt.Errorf("load %s: %w", kv.Bucket(), ctx.Err())
 	}
 }
 
 // Close stops the watch.
-func (c *Registry) Close() { _ = c.watch.Stop() }
+func (c *Registry) Close() {
+	_ = c.watch.Stop()
+	c.stop()
+}
 
 func (c *Registry) follow() {
 	initial := true
@@ -83,9 +92,12 @@ func (c *Registry) follow() {
 	}
 }
 
+// apply records the entry of key at revision rev, unless the copy knows a
+// later one. A deletion at the revision of the copy's entry is the deletion
+// of that entry (see del) and applies.
 func (c *Registry) apply(key string, rev uint64, data []byte, deleted bool) {
 	c.mu.Lock()
-	if cur, ok := c.entries[key]; ok && cur.rev >= rev {
+	if cur, ok := c.entries[key]; ok && (cur.rev > rev || cur.rev == rev && !(deleted && cur.data != nil)) {
 		c.mu.Unlock()
 		return
 	}
@@ -159,7 +171,9 @@ func (c *Registry) put(ctx context.Context, kind, name string, v any, rev uint64
 		newRev, err = c.kv.Put(ctx, key, data)
 	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) {
+		// A replicated bucket reports the conflict as ErrKeyRevisionMismatch
+		// only; a single server as both.
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			return 0, fmt.Errorf("%s %s: %w", kind, name, ErrRevision)
 		}
 		return 0, fmt.Errorf("write %s %s: %w", kind, name, err)
@@ -170,15 +184,16 @@ func (c *Registry) put(ctx context.Context, kind, name string, v any, rev uint64
 
 func (c *Registry) del(ctx context.Context, kind, name string) error {
 	key := kind + "." + name
-	if _, _, err := get[json.RawMessage](c, kind, name); err != nil {
+	_, rev, err := get[json.RawMessage](c, kind, name)
+	if err != nil {
 		return err
 	}
 	if err := c.kv.Delete(ctx, key); err != nil {
 		return fmt.Errorf("delete %s %s: %w", kind, name, err)
 	}
-	c.mu.RLock()
-	rev := c.entries[key].rev + 1
-	c.mu.RUnlock()
+	// The delete's own revision is unknown (Delete does not return it), and
+	// a guess could equal the revision of the next put and hide it. The
+	// tombstone takes the revision it deletes; the watch brings the real one.
 	c.apply(key, rev, nil, true)
 	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,6 +27,9 @@ func (s *Store) Heartbeat(ctx context.Context, w *job.Worker, ttl time.Duration)
 	}
 	pipe := s.rdb.Pipeline()
 	pipe.Set(ctx, s.k.worker(w.ID), data, ttl)
+	if w.Incarnation != "" {
+		pipe.Set(ctx, s.k.alive(w.ID), w.Incarnation, ttl)
+	}
 	pipe.ZAdd(ctx, s.k.workers(), redis.Z{Score: float64(s.now().Unix()), Member: w.ID})
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("heartbeat of worker %s: %w", w.ID, err)
@@ -35,7 +40,7 @@ func (s *Store) Heartbeat(ctx context.Context, w *job.Worker, ttl time.Duration)
 // RemoveWorker deletes a worker's heartbeat at once (it exited cleanly).
 func (s *Store) RemoveWorker(ctx context.Context, id string) error {
 	pipe := s.rdb.Pipeline()
-	pipe.Del(ctx, s.k.worker(id))
+	pipe.Del(ctx, s.k.worker(id), s.k.alive(id))
 	pipe.ZRem(ctx, s.k.workers(), id)
 	_, err := pipe.Exec(ctx)
 	return err
@@ -74,17 +79,15 @@ func (s *Store) Workers(ctx context.Context) ([]job.Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list workers: %w", err)
 	}
+	decoded := decodeWorkers(vals)
 	out := make([]job.Worker, 0, len(ids))
 	var gone []any
 	for i, v := range vals {
-		str, ok := v.(string)
-		if !ok {
+		switch {
+		case v == nil:
 			gone = append(gone, ids[i])
-			continue
-		}
-		var w job.Worker
-		if json.Unmarshal([]byte(str), &w) == nil {
-			out = append(out, w)
+		case decoded[i].ID != "":
+			out = append(out, decoded[i])
 		}
 	}
 	if len(gone) > 0 {
@@ -92,6 +95,39 @@ func (s *Store) Workers(ctx context.Context) ([]job.Worker, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// decodeWorkers decodes the heartbeats of an MGET; a missing or undecodable
+// one is left zero. Decoding is most of a leader's tick over a large fleet
+// (docs/performance.md), so a large one is split over the cores.
+func decodeWorkers(vals []any) []job.Worker {
+	out := make([]job.Worker, len(vals))
+	decode := func(from, to int) {
+		for i := from; i < to; i++ {
+			if str, ok := vals[i].(string); ok {
+				if json.Unmarshal([]byte(str), &out[i]) != nil {
+					out[i] = job.Worker{}
+				}
+			}
+		}
+	}
+	const chunk = 1000
+	if len(vals) <= chunk {
+		decode(0, len(vals))
+		return out
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for from := 0; from < len(vals); from += chunk {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			decode(from, min(from+chunk, len(vals)))
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // FreeByCluster sums the free allowance (MiB) of the active workers serving

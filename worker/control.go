@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -13,8 +12,6 @@ import (
 	"github.com/jinn-fleet/jinn/store"
 )
 
-var jsonMarshal = json.Marshal
-
 func (w *Worker) answerKill(req broker.ControlRequest) broker.ControlReply {
 	e := w.executor(req.Job)
 	if e == nil {
@@ -25,7 +22,7 @@ func (w *Worker) answerKill(req broker.ControlRequest) broker.ControlReply {
 }
 
 func (w *Worker) answerDrain(broker.ControlRequest) broker.ControlReply {
-	go w.Drain()
+	w.Drain() // returns at once; its heartbeat says DRAINING before the reply
 	return broker.ControlReply{}
 }
 

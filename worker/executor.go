@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jinn-fleet/jinn/internal/metrics"
 	"github.com/jinn-fleet/jinn/job"
 	"github.com/jinn-fleet/jinn/store"
 )
@@ -35,6 +35,9 @@ type executor struct {
 
 	killOnce sync.Once
 	killed   chan struct{} // closed by a kill request
+	state    attemptState  // status last written, for recovery (recover.go)
+	started  time.Time     // when it became RUNNING; zero before (metrics)
+	counted  bool          // in the running-jobs gauge
 }
 
 func newExecutor(w *Worker, spec job.Spec, lease job.Lease, msg jetstream.Msg) *executor {
@@ -55,6 +58,7 @@ type ending struct {
 	message  string
 	exitCode *int
 	handBack bool // give the message back for another worker
+	peak     int  // measured peak memory in MiB, 0 when unknown
 }
 
 // run executes the attempt and settles it. Its writes carry the lease, so a
@@ -62,6 +66,11 @@ type ending struct {
 func (e *executor) run() {
 	defer e.w.jobs.Done()
 	defer e.w.forget(e)
+	defer func() {
+		if e.counted { // it ran but did not finish here: handed back or stale
+			metrics.JobLeft(e.spec.Cluster, e.spec.Command)
+		}
+	}()
 	ctx := context.Background() // writes must finish even while the worker stops
 	e.log.Info("job claimed", "attempt", e.attempt, "cluster", e.spec.Cluster, "memory_mib", e.spec.Memory)
 	e.event(job.Claimed, "", nil)
@@ -74,8 +83,9 @@ func (e *executor) run() {
 	case end.status == "":
 		return // stale: another attempt owns the job; leave its message alone
 	}
-	e.archive(ctx)
-	err := e.w.store.Transition(ctx, e.spec.ID, end.status, &e.lease, store.Update{Message: end.message, ExitCode: end.exitCode})
+	arch := e.archive(ctx) // files.go
+	err := e.write(ctx, end.status, store.Update{Message: end.message, ExitCode: end.exitCode, Peak: end.peak,
+		ArchiveStatus: arch.status, ArchiveLocation: arch.location, ArchiveMessage: arch.message})
 	if errors.Is(err, store.ErrStale) {
 		e.log.Warn("attempt lost its lease before its final status; another attempt owns the job")
 		return
@@ -87,27 +97,52 @@ func (e *executor) run() {
 	}
 	e.log.Info("job finished", "status", end.status, "message", end.message)
 	e.event(end.status, end.message, end.exitCode)
-	e.archiveRecord(ctx)
+	if err := e.archiveRecord(ctx); err != nil {
+		// The archive is where a finished job lives once Redis forgets it:
+		// no ack without it. The next delivery finds the job finished and
+		// archives its record (Worker.settled).
+		e.log.Error("final record not archived; handing the message back", "error", err)
+		_ = e.msg.NakWithDelay(e.w.cfg.HandBack)
+		return
+	}
 	if err := e.msg.DoubleAck(ctx); err != nil {
 		e.log.Warn("ack", "error", err)
 	}
-	if !e.w.cfg.KeepJobDirs {
-		if err := os.RemoveAll(e.dir); err != nil {
-			e.log.Warn("remove job directory", "error", err)
-		}
-	}
+	e.w.disk.finished(e.dir) // the janitor removes it after its retention
 }
 
 // event announces a status change of this attempt.
 func (e *executor) event(st job.Status, msg string, exitCode *int) {
+	now := time.Now()
 	e.w.broker.PublishEvent(job.Event{ID: e.spec.ID, Status: st, Message: msg, Attempt: e.attempt,
-		Worker: e.w.cfg.ID, ExitCode: exitCode, Time: time.Now().UTC()})
+		Worker: e.w.cfg.ID, ExitCode: exitCode, Time: now.UTC()})
+	e.measure(st, now)
+}
+
+// measure records a status change in the job metrics: the queue wait (from
+// the publish of the job's message) at RUNNING, the run time at the end.
+func (e *executor) measure(st job.Status, now time.Time) {
+	switch {
+	case st == job.Running:
+		e.started, e.counted = now, true
+		wait := time.Duration(-1)
+		if md, err := e.msg.Metadata(); err == nil {
+			wait = max(now.Sub(md.Timestamp), 0)
+		}
+		metrics.JobStarted(e.spec.Cluster, e.spec.Command, wait)
+	case st.Terminal():
+		ran := time.Duration(-1)
+		if e.counted {
+			ran, e.counted = now.Sub(e.started), false
+		}
+		metrics.JobFinished(e.spec.Cluster, e.spec.Command, string(st), ran)
+	}
 }
 
 // transition writes a non-final status under the lease. It returns the ending
 // to settle with when the attempt must stop instead.
 func (e *executor) transition(ctx context.Context, to job.Status) *ending {
-	err := e.w.store.Transition(ctx, e.spec.ID, to, &e.lease, store.Update{})
+	err := e.write(ctx, to, store.Update{})
 	switch {
 	case err == nil:
 		e.event(to, "", nil)
@@ -123,7 +158,7 @@ func (e *executor) transition(ctx context.Context, to job.Status) *ending {
 	}
 }
 
-func (e *executor) execute(ctx context.Context) ending {
+func (e *executor) execute(ctx context.Context) (out ending) {
 	if end := e.transition(ctx, job.Init); end != nil {
 		return *end
 	}
@@ -132,15 +167,22 @@ func (e *executor) execute(ctx context.Context) ending {
 		return ending{status: job.Failed, message: "prepare job directory: " + err.Error()}
 	}
 	defer files.close()
+	if end := e.setUp(ctx); end != nil { // fetch files, write the run script (files.go)
+		return *end
+	}
 	select {
 	case <-e.killed:
 		return ending{status: job.Killed, message: "killed on request"}
 	default:
 	}
-	if err := cmd.Start(); err != nil {
+	mem, err := e.w.enforcer.start(e.spec.ID, e.spec.Memory, cmd) // cgroup.go
+	if err != nil {
 		code := 127
 		return ending{status: job.Failed, message: "start: " + err.Error(), exitCode: &code}
 	}
+	// After the process group is killed (the defer below runs first): the
+	// peak, the cgroup's cleanup, and the verdict on the job's memory.
+	defer func() { out = e.settleMemory(mem, out) }()
 	pgid := cmd.Process.Pid
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -170,7 +212,7 @@ func (e *executor) supervise(pgid int, done chan error) ending {
 	for {
 		select {
 		case err := <-done:
-			return exitEnding(err)
+			return e.exited(err)
 		case <-e.killed:
 			e.terminate(pgid, done)
 			return ending{status: job.Killed, message: "killed on request"}
@@ -181,13 +223,11 @@ func (e *executor) supervise(pgid int, done chan error) ending {
 			e.terminate(pgid, done)
 			return ending{handBack: true}
 		case <-extend.C:
-			if err := e.msg.InProgress(); err == nil {
-				extended = time.Now()
-			} else if time.Since(extended) > ackWait {
-				// Cut off for longer than the lease: another worker may run
-				// the job now, so this attempt stops and writes nothing.
-				e.log.Error("lease expired while cut off from NATS; killing the attempt", "error", err)
-				e.terminate(pgid, done)
+			if !e.keepLease(&extended, ackWait) {
+				// Another worker may run the job now (or soon): this attempt
+				// stops at once, without a grace period, and writes nothing.
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+				<-done
 				return ending{}
 			}
 		}
@@ -238,6 +278,10 @@ func (e *executor) prepare() (*exec.Cmd, *jobFiles, error) {
 	if len(e.spec.Argv) == 0 {
 		return nil, nil, errors.New("nothing to run: the command and the args are both empty")
 	}
+	// A fresh directory: nothing an earlier attempt left (or planted) stays.
+	if err := os.RemoveAll(e.dir); err != nil {
+		return nil, nil, err
+	}
 	if err := os.MkdirAll(e.dir, 0o755); err != nil {
 		return nil, nil, err
 	}
@@ -250,7 +294,9 @@ func (e *executor) prepare() (*exec.Cmd, *jobFiles, error) {
 		stdout.Close()
 		return nil, nil, err
 	}
-	cmd := exec.Command(e.spec.Argv[0], e.spec.Argv[1:]...)
+	// The run script (runscript.go) sets up the environment and execs the
+	// command: the same process, group and cgroup.
+	cmd := exec.Command("bash", filepath.Join(e.dir, "run"))
 	cmd.Dir = e.dir
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// Pdeathsig: if the worker dies (SIGKILL, OOM), its job dies with it
@@ -283,44 +329,16 @@ func (e *executor) env() []string {
 	)
 }
 
-// archive copies the job's directory to the archive. A failure is logged and
-// costs the job nothing but its archived output.
-func (e *executor) archive(ctx context.Context) {
+// archiveRecord stores the final record beside the archived output.
+func (e *executor) archiveRecord(ctx context.Context) error {
 	if e.w.archive == nil {
-		return
+		return nil
 	}
-	root, err := os.OpenRoot(e.dir)
-	if err != nil {
-		return // it never got a directory
-	}
-	defer root.Close()
-	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		f, err := root.Open(p)
+	return retry(ctx, 3, func() error {
+		j, err := e.finalRecord(ctx) // recover.go
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		return e.w.archive.Put(ctx, store.JobKey(e.spec.ID, p), f)
+		return e.w.putRecord(ctx, j)
 	})
-	if err != nil {
-		e.log.Error("archive job directory", "error", err)
-	}
-}
-
-// archiveRecord stores the final record beside the archived output.
-func (e *executor) archiveRecord(ctx context.Context) {
-	if e.w.archive == nil {
-		return
-	}
-	j, err := e.w.store.Get(ctx, e.spec.ID)
-	if err != nil {
-		return
-	}
-	data, _ := jsonMarshal(j)
-	if err := e.w.archive.Put(ctx, store.RecordKey(e.spec.ID), strings.NewReader(string(data))); err != nil {
-		e.log.Warn("archive job record", "error", err)
-	}
 }

@@ -9,11 +9,22 @@ import (
 
 // DefaultAllowance is 80% of the machine's memory in MiB, as Genie gave jobs.
 func DefaultAllowance() int {
+	return MachineMemory() * 8 / 10
+}
+
+// MachineMemory is the memory this worker can use, in MiB: the machine's,
+// or the memory limit of the worker's own cgroup (its container) when that
+// is lower. 1280 when neither can be read, so that the default allowance is
+// 1024.
+func MachineMemory() int {
 	total := machineMemoryMiB()
-	if total <= 0 {
-		return 1024
+	if lim := hostCgroups().memoryLimitMiB(); lim > 0 && (total <= 0 || lim < total) {
+		total = lim
 	}
-	return total * 8 / 10
+	if total <= 0 {
+		return 1280
+	}
+	return total
 }
 
 // machineMemoryMiB reads MemTotal from /proc/meminfo.

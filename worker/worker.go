@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -21,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jinn-fleet/jinn/broker"
+	"github.com/jinn-fleet/jinn/internal/metrics"
 	"github.com/jinn-fleet/jinn/job"
 	"github.com/jinn-fleet/jinn/store"
 )
@@ -40,8 +42,12 @@ type Config struct {
 	Allowance int
 	// DataDir holds the job directories, <data>/jobs/<id>/. Required.
 	DataDir string
-	// KeepJobDirs keeps a job's local directory after it was archived.
+	// KeepJobDirs keeps a job's local directory after it was archived,
+	// until the disk is short (see Files.JobDirRetention otherwise).
 	KeepJobDirs bool
+	// Files: fetching, caching and archiving job files, and cleaning job
+	// directories (janitor.go).
+	Files FilesConfig
 	// Heartbeat is how often the worker publishes its state; it is presumed
 	// dead after three missed beats. Default 2s.
 	Heartbeat time.Duration
@@ -53,6 +59,18 @@ type Config struct {
 	HandBack time.Duration
 	// PollWait bounds one pull request. Default 5s.
 	PollWait time.Duration
+	// ReserveAfter is how long a job may wait in its queue before a worker
+	// that hands it back keeps room for it, admitting smaller jobs only
+	// beside it, so that a large job is not starved by small ones.
+	// Default 1m.
+	ReserveAfter time.Duration
+	// Enforce is how a job is held to its memory: auto (the default: a
+	// cgroup per job, v2 or v1, else the RSS watchdog), cgroup, watchdog or
+	// off. See cgroup.go.
+	Enforce string
+	// MemoryPoll is the interval of the RSS watchdog and of the cgroup v1
+	// OOM-kill check. Default 250ms.
+	MemoryPoll time.Duration
 	// Version is reported in the heartbeat.
 	Version string
 }
@@ -98,6 +116,15 @@ func (c *Config) defaults() error {
 	if c.PollWait <= 0 {
 		c.PollWait = 5 * time.Second
 	}
+	if c.ReserveAfter <= 0 {
+		c.ReserveAfter = time.Minute
+	}
+	if c.Enforce == "" {
+		c.Enforce = EnforceAuto
+	}
+	if c.MemoryPoll <= 0 {
+		c.MemoryPoll = 250 * time.Millisecond
+	}
 	return nil
 }
 
@@ -118,6 +145,13 @@ func DefaultID() string {
 	return host + "-" + hex.EncodeToString(b)
 }
 
+// newIncarnation is a random name for one run of a worker.
+func newIncarnation() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 // Worker pulls and runs jobs. Start it, then Drain or Stop it.
 type Worker struct {
 	cfg      Config
@@ -125,8 +159,11 @@ type Worker struct {
 	store    *store.Store
 	registry *store.Registry
 	archive  store.Archive
+	disk     *disk // the file cache and the job directories (janitor.go)
 	log      hclog.Logger
 	ledger   *ledger
+	enforcer enforcer     // holds each job to its memory (cgroup.go)
+	refused  atomic.Int64 // jobs handed back for want of memory
 	started  time.Time
 
 	mu        sync.Mutex
@@ -141,7 +178,9 @@ type Worker struct {
 	hardCtx context.Context
 	subs    []*nats.Subscription
 	done    chan struct{}
-	once    sync.Once
+	// incarnation names this run of the worker; see job.Worker.Incarnation.
+	incarnation string
+	once        sync.Once
 }
 
 // Deps are the parts a worker uses.
@@ -150,7 +189,10 @@ type Deps struct {
 	Store    *store.Store
 	Registry *store.Registry
 	Archive  store.Archive
-	Log      hclog.Logger
+	// URIs reads the files jobs need (s3://, file://); nil: jobs with
+	// files fail with a message that says so.
+	URIs *store.URIs
+	Log  hclog.Logger
 }
 
 // New returns a worker; Start runs it.
@@ -161,14 +203,25 @@ func New(cfg Config, d Deps) (*Worker, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "jobs"), 0o755); err != nil {
 		return nil, fmt.Errorf("worker data directory: %w", err)
 	}
-	return &Worker{
+	log := d.Log.Named("worker").With("worker", cfg.ID)
+	enf, err := newEnforcer(cfg.Enforce, cfg.ID, cfg.MemoryPoll, log)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: %w", cfg.ID, err)
+	}
+	w := &Worker{
 		cfg: cfg, broker: d.Broker, store: d.Store, registry: d.Registry, archive: d.Archive,
-		log:       d.Log.Named("worker").With("worker", cfg.ID),
-		ledger:    newLedger(cfg.Allowance),
-		running:   map[string]*executor{},
-		consumers: map[string]context.CancelFunc{},
-		done:      make(chan struct{}),
-	}, nil
+		log:         log,
+		ledger:      newLedger(cfg.Allowance),
+		enforcer:    enf,
+		running:     map[string]*executor{},
+		consumers:   map[string]context.CancelFunc{},
+		done:        make(chan struct{}),
+		incarnation: newIncarnation(),
+	}
+	if w.disk, err = newDisk(cfg.DataDir, cfg.Files, cfg.KeepJobDirs, d.URIs, func(id string) bool { return w.executor(id) != nil }, log); err != nil {
+		return nil, fmt.Errorf("worker %s: %w", cfg.ID, err)
+	}
+	return w, nil
 }
 
 // ID is the worker's id.
@@ -198,6 +251,11 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	w.loops.Add(1)
 	go w.heartbeats()
+	w.loops.Add(1)
+	go func() {
+		defer w.loops.Done()
+		w.disk.run(w.ctx)
+	}()
 	if slices.Contains(w.cfg.Clusters, "*") && w.registry != nil {
 		w.registry.OnChange(func() {
 			if err := w.follow(); err != nil {
@@ -205,7 +263,7 @@ func (w *Worker) Start(ctx context.Context) error {
 			}
 		})
 	}
-	w.log.Info("worker started", "pool", w.cfg.Pool, "allowance_mib", w.cfg.Allowance, "clusters", strings.Join(w.cfg.Clusters, ","))
+	w.log.Info("worker started", "pool", w.cfg.Pool, "allowance_mib", w.cfg.Allowance, "enforce", w.enforcer.kind(), "clusters", strings.Join(w.cfg.Clusters, ","))
 	return nil
 }
 
@@ -263,23 +321,22 @@ func (w *Worker) pull(ctx context.Context, cluster string, cons jetstream.Consum
 	for {
 		ok, changed := w.ledger.canFetch()
 		if !ok {
-			select {
-			case <-changed:
-				continue
-			case <-ctx.Done():
+			if !w.awaitRoom(ctx, changed) {
 				return
 			}
+			continue
 		}
 		fctx, cancel := context.WithTimeout(ctx, w.cfg.PollWait)
+		handedBack := false
 		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
 		if err == nil {
 			for msg := range batch.Messages() {
-				w.admit(msg)
+				handedBack = w.admit(msg) || handedBack
 			}
 			err = batch.Error()
 		}
 		cancel()
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || (handedBack && !w.pace(ctx, changed)) {
 			return
 		}
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
@@ -297,8 +354,9 @@ func (w *Worker) pull(ctx context.Context, cluster string, cons jetstream.Consum
 }
 
 // admit decides what to do with one delivered job: run it, hand it back, or
-// drop it because it is already settled.
-func (w *Worker) admit(msg jetstream.Msg) {
+// drop it because it is already settled. It reports whether it handed the
+// job back for want of memory.
+func (w *Worker) admit(msg jetstream.Msg) (handedBack bool) {
 	var spec job.Spec
 	if err := json.Unmarshal(msg.Data(), &spec); err != nil || job.ValidateID("id", spec.ID) != nil {
 		w.log.Error("dropping a malformed job message", "subject", msg.Subject(), "error", err)
@@ -313,10 +371,10 @@ func (w *Worker) admit(msg jetstream.Msg) {
 	}
 	lease := job.Lease{Seq: md.Sequence.Stream, Delivery: md.NumDelivered}
 	log := w.log.With("job", spec.ID)
-	if !w.ledger.reserve(spec.Memory) {
+	if !w.ledger.reserve(spec.ID, spec.Memory) {
 		// Not an attempt: the job goes back for a worker with room.
-		_ = msg.NakWithDelay(w.cfg.HandBack)
-		return
+		w.handBack(msg, &spec, md.Timestamp)
+		return true
 	}
 	e := newExecutor(w, spec, lease, msg)
 	w.mu.Lock()
@@ -329,7 +387,15 @@ func (w *Worker) admit(msg jetstream.Msg) {
 	w.running[spec.ID] = e // registered before the claim, so a kill finds it
 	w.mu.Unlock()
 
-	outcome, attempt, err := w.store.Claim(w.ctx, spec.ID, w.cfg.ID, lease)
+	outcome, attempt, err := w.store.ClaimAs(w.ctx, spec.ID, w.cfg.ID, w.incarnation, lease)
+	if err == nil && outcome == store.ClaimMissing {
+		// Redis lost the job's record (it restarted empty). The message is
+		// the system of record: re-record the job from it, then claim it.
+		if _, err = w.store.Restore(w.ctx, queuedRecovery(&spec, md.Timestamp)); err == nil {
+			log.Warn("job had no record in Redis; re-recorded it from its message")
+			outcome, attempt, err = w.store.ClaimAs(w.ctx, spec.ID, w.cfg.ID, w.incarnation, lease)
+		}
+	}
 	if err != nil {
 		log.Error("claim failed; handing the job back", "error", err)
 		w.forget(e)
@@ -339,16 +405,18 @@ func (w *Worker) admit(msg jetstream.Msg) {
 	switch outcome {
 	case store.ClaimOK:
 		e.attempt = attempt
+		e.state.set(job.Claimed, store.Update{})
 		w.jobs.Add(1)
 		go e.run()
 		return
 	case store.ClaimTerminal:
 		log.Debug("job already finished; dropping its message")
-		_ = msg.Ack()
+		w.settled(msg, spec.ID)
 	case store.ClaimKilled, store.ClaimLost:
 		log.Info("job settled at claim", "outcome", outcome)
 		st := map[store.ClaimOutcome]job.Status{store.ClaimKilled: job.Killed, store.ClaimLost: job.Lost}[outcome]
 		w.broker.PublishEvent(job.Event{ID: spec.ID, Status: st, Attempt: attempt, Time: time.Now().UTC()})
+		metrics.JobFinished(spec.Cluster, spec.Command, string(st), -1)
 		_ = msg.Ack()
 	case store.ClaimBusy:
 		_ = msg.NakWithDelay(w.broker.AckWait())
@@ -357,6 +425,7 @@ func (w *Worker) admit(msg jetstream.Msg) {
 		_ = msg.NakWithDelay(5 * time.Second)
 	}
 	w.forget(e)
+	return false
 }
 
 // forget unregisters an executor and releases its memory.
@@ -416,7 +485,9 @@ func (w *Worker) shutdown() {
 	if err := w.store.RemoveWorker(context.Background(), w.cfg.ID); err != nil {
 		w.log.Warn("remove heartbeat", "error", err)
 	}
+	metrics.WorkerGone(w.cfg.ID, w.cfg.Pool)
 	w.hard()
+	w.enforcer.close()
 	w.log.Info("worker stopped")
 	close(w.done)
 }
@@ -442,14 +513,16 @@ func (w *Worker) snapshot() *job.Worker {
 	}
 	host, _ := os.Hostname()
 	return &job.Worker{
-		ID: w.cfg.ID, Pool: w.cfg.Pool, Host: host, Clusters: clusters,
-		Allowance: allowance, Reserved: reserved, Jobs: jobs, State: state,
+		ID: w.cfg.ID, Incarnation: w.incarnation, Pool: w.cfg.Pool, Host: host, Clusters: clusters,
+		Allowance: allowance, Reserved: reserved, Used: w.enforcer.used(), Jobs: jobs, State: state,
 		Version: w.cfg.Version, Started: w.started.UTC(), Heartbeat: time.Now().UTC(),
 	}
 }
 
 func (w *Worker) beat(ctx context.Context) error {
-	return w.store.Heartbeat(ctx, w.snapshot(), 3*w.cfg.Heartbeat)
+	snap := w.snapshot()
+	metrics.Worker(snap.ID, snap.Pool, snap.Allowance, snap.Reserved, snap.Used)
+	return w.store.Heartbeat(ctx, snap, 3*w.cfg.Heartbeat)
 }
 
 func (w *Worker) heartbeats() {
@@ -461,6 +534,8 @@ func (w *Worker) heartbeats() {
 		case <-t.C:
 			if err := w.beat(w.ctx); err != nil && w.ctx.Err() == nil {
 				w.log.Warn("heartbeat", "error", err)
+			} else if err == nil {
+				w.restoreRunning(w.ctx) // in case Redis lost their records
 			}
 		case <-w.ctx.Done():
 			return

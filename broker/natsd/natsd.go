@@ -66,11 +66,13 @@ func Start(cfg Config, log hclog.Logger) (*server.Server, error) {
 	}
 	if cfg.ClusterName != "" {
 		opts.Cluster.Name = cfg.ClusterName
-		host, port, err := splitHostPort(cfg.ClusterListen)
-		if err != nil {
-			return nil, fmt.Errorf("cluster listen %q: %w", cfg.ClusterListen, err)
+		if cfg.ClusterListen != "" {
+			host, port, err := splitHostPort(cfg.ClusterListen)
+			if err != nil {
+				return nil, fmt.Errorf("cluster listen %q: %w", cfg.ClusterListen, err)
+			}
+			opts.Cluster.Host, opts.Cluster.Port = host, port
 		}
-		opts.Cluster.Host, opts.Cluster.Port = host, port
 		for _, r := range cfg.Routes {
 			u, err := url.Parse(r)
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -16,9 +17,9 @@ import (
 
 func (c *console) apply(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("apply", "-f FILE...",
-		`Creates or replaces the clusters and commands described in YAML files.
-Each document (documents are separated by ---) has "kind: cluster" or
-"kind: command" and the fields of that entity, e.g.
+		`Creates or replaces the clusters, commands and applications described in
+YAML files. Each document (documents are separated by ---) has "kind: cluster",
+"kind: command" or "kind: application" and the fields of that entity, e.g.
 
   kind: cluster
   name: local
@@ -28,11 +29,17 @@ Each document (documents are separated by ---) has "kind: cluster" or
   name: sh
   tags: [type:sh]
   executable: [/bin/sh, -c]
+  ---
+  kind: application
+  name: tool
+  files: [s3://bucket/tool.tar.gz]
+  setup: s3://bucket/tool-setup.sh
 
-Every document is read and checked before the first is applied.`)
+Every document is read and checked before the first is applied, and
+applications are applied before the commands that link them.`)
 	srv := serverFlags(fs)
 	var files listFlag
-	fs.Var(&files, "f", "YAML `file` of clusters and commands, - for stdin; repeatable")
+	fs.Var(&files, "f", "YAML `file` of clusters, commands and applications, - for stdin; repeatable")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -63,9 +70,12 @@ Every document is read and checked before the first is applied.`)
 		docs = append(docs, ds...)
 	}
 	if len(docs) == 0 {
-		return fmt.Errorf("apply: no clusters or commands in %s", strings.Join(files, ", "))
+		return fmt.Errorf("apply: no clusters, commands or applications in %s", strings.Join(files, ", "))
 	}
 	cl := srv.client()
+	// Applications first: the jobs of a command that links one are refused
+	// while it does not exist.
+	sort.SliceStable(docs, func(i, j int) bool { return docs[i].application != nil && docs[j].application == nil })
 	for _, d := range docs {
 		switch {
 		case d.cluster != nil:
@@ -78,15 +88,22 @@ Every document is read and checked before the first is applied.`)
 				return err
 			}
 			fmt.Fprintf(c.stdout, "command/%s applied\n", d.command.Name)
+		case d.application != nil:
+			if _, err := cl.PutApplication(ctx, d.application); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "application/%s applied\n", d.application.Name)
 		}
 	}
 	return nil
 }
 
-// document is one entity of an apply file: a cluster or a command.
+// document is one entity of an apply file: a cluster, a command or an
+// application.
 type document struct {
-	cluster *job.Cluster
-	command *job.Command
+	cluster     *job.Cluster
+	command     *job.Command
+	application *job.Application
 }
 
 // parseDocuments reads every document of a YAML file and checks each one.
@@ -136,10 +153,22 @@ func parseDocuments(data []byte) ([]document, error) {
 				return nil, fmt.Errorf("%s: command %s: %w", where, v.Name, err)
 			}
 			d.command = &v.Command
+		case "application":
+			var v struct {
+				Kind            string `yaml:"kind"`
+				job.Application `yaml:",inline"`
+			}
+			if err := yaml.NodeToValue(body, &v, yaml.DisallowUnknownField()); err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			if err := v.Application.Validate(); err != nil {
+				return nil, fmt.Errorf("%s: application %s: %w", where, v.Name, err)
+			}
+			d.application = &v.Application
 		case "":
-			return nil, fmt.Errorf(`%s: no kind: say "kind: cluster" or "kind: command"`, where)
+			return nil, fmt.Errorf(`%s: no kind: say "kind: cluster", "kind: command" or "kind: application"`, where)
 		default:
-			return nil, fmt.Errorf("%s: unknown kind %q: want cluster or command", where, head.Kind)
+			return nil, fmt.Errorf("%s: unknown kind %q: want cluster, command or application", where, head.Kind)
 		}
 		docs = append(docs, d)
 	}

@@ -120,9 +120,10 @@ func (c *console) entities(ctx context.Context, kind string, args []string,
 }
 
 func (c *console) workers(ctx context.Context, args []string) error {
-	fs := c.newFlagSet("workers", "[--json]", "Lists the live workers.")
+	fs := c.newFlagSet("workers", "[--json] [--watch]", "Lists the live workers; --watch re-draws the list.")
 	srv := serverFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	wf := addWatchFlags(fs, "") // cli_watch.go
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -130,11 +131,19 @@ func (c *console) workers(ctx context.Context, args []string) error {
 	if err := wantArgs(fs, pos, 0, 0, "no arguments"); err != nil {
 		return err
 	}
-	list, err := srv.client().Workers(ctx)
+	cl := srv.client()
+	if wf.on {
+		return c.watch(ctx, wf, nil, func() (bool, error) { return false, c.showWorkers(ctx, cl, *asJSON) })
+	}
+	return c.showWorkers(ctx, cl, *asJSON)
+}
+
+func (c *console) showWorkers(ctx context.Context, cl *client.Client, asJSON bool) error {
+	list, err := cl.Workers(ctx)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return c.printJSON(orEmpty(list))
 	}
 	t := newTable(c.stdout, "ID", "POOL", "HOST", "STATE", "JOBS", "RESERVED/ALLOWANCE MiB", "CLUSTERS", "HEARTBEAT-AGE")

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -38,6 +41,7 @@ func (c *console) newFlagSet(name, synopsis, about string) *flag.FlagSet {
 type server struct {
 	url   string
 	token string
+	ca    string // PEM file of CAs to trust for an https:// server
 }
 
 func serverFlags(fs *flag.FlagSet) *server {
@@ -45,6 +49,7 @@ func serverFlags(fs *flag.FlagSet) *server {
 	fs.StringVar(&s.url, "server", envString("JINN_SERVER", defaultServer), "`URL` of jinn's HTTP API (env JINN_SERVER)")
 	// No default shown: usage must not print a secret from the environment.
 	fs.StringVar(&s.token, "token", "", "bearer `token` for the API (env JINN_TOKEN)")
+	fs.StringVar(&s.ca, "server-ca", envString("JINN_SERVER_CA", ""), "CA certificates (PEM `file`) to trust for an https:// --server, beside the system's (env JINN_SERVER_CA)")
 	return s
 }
 
@@ -53,8 +58,38 @@ func (s *server) client() *client.Client {
 	if token == "" {
 		token = envString("JINN_TOKEN", "")
 	}
-	return client.New(s.url, client.WithToken(token))
+	opts := []client.Option{client.WithToken(token)}
+	if s.ca != "" {
+		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: trustingTransport(s.ca)}))
+	}
+	return client.New(s.url, opts...)
 }
+
+// hasToken reports whether requests carry a token (--token or JINN_TOKEN).
+func (s *server) hasToken() bool { return s.token != "" || os.Getenv("JINN_TOKEN") != "" }
+
+// trustingTransport trusts the CAs in the PEM file caFile as well as the
+// system's; a file that cannot be read fails every request, saying why.
+func trustingTransport(caFile string) http.RoundTripper {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(caFile)
+	if err == nil && !pool.AppendCertsFromPEM(pem) {
+		err = fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	if err != nil {
+		return failingTransport{fmt.Errorf("--server-ca: %w", err)}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return t
+}
+
+type failingTransport struct{ err error }
+
+func (f failingTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, f.err }
 
 // parseArgs parses flags placed anywhere among the positional arguments
 // (`jinn status ID --json`), up to a "--" after which all are positional.

@@ -15,9 +15,10 @@ import (
 )
 
 func (c *console) status(ctx context.Context, args []string) error {
-	fs := c.newFlagSet("status", "[--json] ID", "Shows where a job stands.")
+	fs := c.newFlagSet("status", "[--json] [--watch] ID", "Shows where a job stands; --watch re-draws it until the job ends.")
 	srv := serverFlags(fs)
 	asJSON := fs.Bool("json", false, "print the job record as JSON")
+	wf := addWatchFlags(fs, "until the job ends") // cli_watch.go
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -25,14 +26,24 @@ func (c *console) status(ctx context.Context, args []string) error {
 	if err := wantArgs(fs, pos, 1, 1, "one job ID"); err != nil {
 		return err
 	}
-	j, err := srv.client().Get(ctx, pos[0])
-	if err != nil {
-		return err
+	cl := srv.client()
+	show := func() (bool, error) {
+		j, err := cl.Get(ctx, pos[0])
+		if err != nil {
+			return false, err
+		}
+		if *asJSON {
+			return j.Status.Terminal(), c.printJSON(j)
+		}
+		return j.Status.Terminal(), c.printJob(j)
 	}
-	if *asJSON {
-		return c.printJSON(j)
+	if wf.on {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel() // ends the event stream
+		return c.watch(ctx, wf, srv.jobEvents(ctx, pos[0]), show)
 	}
-	return c.printJob(j)
+	_, err = show()
+	return err
 }
 
 // printJob writes a job as an aligned "key: value" block, leaving out what
@@ -118,8 +129,9 @@ func (c *console) logs(ctx context.Context, args []string) error {
 }
 
 func (c *console) kill(ctx context.Context, args []string) error {
-	fs := c.newFlagSet("kill", "ID...", "Kills jobs. A job that is running is killed by its worker shortly after.")
+	fs := c.newFlagSet("kill", "[--json] ID...", "Kills jobs. A job that is running is killed by its worker shortly after.")
 	srv := serverFlags(fs)
+	asJSON := fs.Bool("json", false, "print the records of the jobs as a JSON list")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -129,15 +141,23 @@ func (c *console) kill(ctx context.Context, args []string) error {
 	}
 	cl := srv.client()
 	var errs []error
+	killed := []*job.Job{}
 	for _, id := range pos {
 		j, err := cl.Kill(ctx, id)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
+		case *asJSON:
+			killed = append(killed, j)
 		case j.Status == job.Killed:
 			fmt.Fprintf(c.stdout, "killed %s\n", j.ID)
 		default:
 			fmt.Fprintf(c.stdout, "kill requested for %s (%s)\n", j.ID, j.Status)
+		}
+	}
+	if *asJSON {
+		if err := c.printJSON(killed); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -48,6 +48,10 @@ exit code (124 when it timed out, 1 when it ended without one).`)
 	wait := fs.Bool("wait", false, "stream the job's stdout and stderr, then exit with its exit code")
 	asJSON := fs.Bool("json", false, "print the job record as JSON (with --wait: the final record instead of the output)")
 	natsURL := fs.String("nats", "", "publish straight onto JetStream at this NATS `URL` instead of over HTTP (--wait still needs --server)")
+	var deps, attach listFlag
+	fs.Var(&deps, "dependency", "`URI` of a file (s3://bucket/key, file:///path) fetched into the job's directory; repeatable")
+	fs.Var(&attach, "attach", "local `file` sent with the job (multipart) and placed in its directory; repeatable")
+	fs.StringVar(&req.Setup, "setup", "", "`URI` of a bash file sourced before the command, after the applications', cluster's and command's")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,6 +65,15 @@ exit code (124 when it timed out, 1 when it ended without one).`)
 	}
 	if isSet(fs, "retries") {
 		req.Retries = retries
+	}
+	req.Dependencies = deps
+	if !isSet(fs, "user") && os.Getenv("JINN_USER") == "" && *natsURL == "" && srv.hasToken() {
+		// With a token the intake takes the user from it (docs/auth.md):
+		// $USER of this machine must not name someone else.
+		req.User = ""
+	}
+	if len(attach) > 0 && *natsURL != "" {
+		return fmt.Errorf("submit: --attach sends files over HTTP; it cannot be used with --nats (put them in S3 and use --dependency)")
 	}
 	cl := srv.client()
 
@@ -81,7 +94,12 @@ exit code (124 when it timed out, 1 when it ended without one).`)
 			return err
 		}
 	} else {
-		j, err := cl.Submit(ctx, &req)
+		files, closeFiles, err := client.OpenAttachments(attach)
+		if err != nil {
+			return err
+		}
+		j, err := cl.SubmitWithFiles(ctx, &req, files)
+		closeFiles()
 		if err != nil {
 			return err
 		}

@@ -188,7 +188,8 @@ func TestSubmitDefaults(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth = r.Header.Get("Authorization")
 		b, _ := io.ReadAll(r.Body)
-		assertJSON(t, "request", string(b), `{"user":"bob","command":["type:exec"],"args":["true"]}`)
+		// With a token the intake takes the user from it: $USER is not sent.
+		assertJSON(t, "request", string(b), `{"command":["type:exec"],"args":["true"]}`)
 		_, _ = io.WriteString(w, `{"id":"j9","status":"ACCEPTED","attempt":0}`)
 	}))
 	defer srv.Close()
@@ -618,11 +619,13 @@ func TestApplyRejectsBadDocuments(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown kind", twoDocs + "---\nkind: pool\nname: p\n",
-			`stdin: document 3 (line 18): unknown kind "pool": want cluster or command`},
-		{"after an empty document", "kind: cluster\nname: a\n---\n# empty\n---\nkind: application\nname: b\n",
-			`stdin: document 2 (line 6): unknown kind "application": want cluster or command`},
+			`stdin: document 3 (line 18): unknown kind "pool": want cluster, command or application`},
+		{"after an empty document", "kind: cluster\nname: a\n---\n# empty\n---\nkind: job\nname: b\n",
+			`stdin: document 2 (line 6): unknown kind "job": want cluster, command or application`},
 		{"no kind", "kind: cluster\nname: a\n---\nname: b\n",
-			`stdin: document 2 (line 4): no kind: say "kind: cluster" or "kind: command"`},
+			`stdin: document 2 (line 4): no kind: say "kind: cluster", "kind: command" or "kind: application"`},
+		{"bad application file", "kind: application\nname: spark\nfiles: [http://x/spark.tgz]\n",
+			`stdin: document 1 (line 1): application spark: files[0]: "http://x/spark.tgz" is not a file URI`},
 		{"unknown field", "kind: cluster\nname: a\ntag: [x]\n", `stdin: document 1 (line 1): `},
 		{"invalid entity", "kind: command\nname: Bad Name\n", `stdin: document 1 (line 1): command Bad Name: name: "Bad Name" is not a valid name`},
 		{"not a mapping", "kind: cluster\nname: a\n---\n- 1\n", "stdin: document 2 (line 4): "},
@@ -635,7 +638,7 @@ func TestApplyRejectsBadDocuments(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := run(t, "# nothing\n", "apply", "-f", "-"); err == nil || err.Error() != "apply: no clusters or commands in -" {
+	if _, _, err := run(t, "# nothing\n", "apply", "-f", "-"); err == nil || err.Error() != "apply: no clusters, commands or applications in -" {
 		t.Errorf("empty file: %v", err)
 	}
 	if _, _, err := run(t, "", "apply"); err == nil || err.Error() != "apply: -f FILE is required" {

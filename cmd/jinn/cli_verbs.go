@@ -22,5 +22,6 @@ func (c *console) verbs() map[string]verb {
 		"clusters": v("list clusters; set-status NAME STATUS; delete NAME", c.clusters),
 		"commands": v("list commands; set-status NAME STATUS; delete NAME", c.commands),
 		"workers":  v("list live workers", c.workers),
+		"pools":    v("list autoscaled pools and their decisions; NAME shows one", c.pools),
 	}
 }

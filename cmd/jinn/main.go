@@ -15,10 +15,7 @@ import (
 )
 
 func main() {
-	verbs := roleVerbs()
-	for k, v := range clientVerbs {
-		verbs[k] = v
-	}
+	verbs := allVerbs(clientVerbs)
 	if len(os.Args) < 2 || os.Args[1] == "help" || os.Args[1] == "-h" || os.Args[1] == "--help" {
 		usage(verbs)
 		return
@@ -61,4 +58,17 @@ func usage(verbs map[string]verb) {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, verbs[n].summary)
 	}
 	fmt.Fprintln(os.Stderr, "\n`jinn <command> -h` lists a command's flags; every flag can also be set by its JINN_* variable.")
+}
+
+// allVerbs are jinn's subcommands, with cv as its client verbs.
+func allVerbs(cv map[string]verb) map[string]verb {
+	verbs := roleVerbs()
+	for k, v := range cv {
+		verbs[k] = v
+	}
+	verbs["loadtest"] = verb{"load jinn and verify nothing is lost or run twice (optionally under chaos)", runLoadtest}
+	verbs["bench"] = verb{"benchmark suite: each figure beside its floor, into docs/performance.md", runBench}
+	verbs["drain"] = verb{"drain workers: each stops pulling, finishes its jobs, then exits", func(ctx context.Context, args []string) error { return reachHint(stdConsole().drain(ctx, args)) }}
+	verbs["completion"] = verb{"print a shell completion script: jinn completion bash|zsh|fish", runCompletion} // cli_completion.go
+	return verbs
 }

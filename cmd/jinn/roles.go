@@ -35,6 +35,7 @@ func roleVerbs() map[string]verb {
 		"scheduler": {"admit job requests published on jinn.submit", runScheduler},
 		"worker":    {"pull and run jobs", runWorker},
 		"nats":      {"run an embedded NATS server with JetStream (alone or in a cluster)", runNATS},
+		"token":     {"make a token for the intake's --tokens file: jinn token USER ROLE", runToken}, // roles_security.go
 		"version":   {"print the version", func(context.Context, []string) error { fmt.Println("jinn", version); return nil }},
 	}
 }
@@ -77,8 +78,11 @@ func commonFlags(fs *flag.FlagSet) *fleet.Common {
 	fs.IntVar(&c.Replicas, "replicas", envInt("JINN_REPLICAS", 1), "replicas of streams and buckets: 1, or 3 in a NATS cluster (env JINN_REPLICAS)")
 	fs.DurationVar(&c.AckWait, "ack-wait", envDuration("JINN_ACK_WAIT", 30*time.Second), "lease of a job attempt; a dead worker's job returns after it (env JINN_ACK_WAIT)")
 	fs.StringVar(&c.RedisURL, "redis", envString("JINN_REDIS", "redis://127.0.0.1:6379/0"), "Redis `URL` (env JINN_REDIS)")
-	fs.StringVar(&c.Archive, "archive", envString("JINN_ARCHIVE", filepath.Join(fleet.DataDir(), "archive")), "archive `directory` of finished jobs (env JINN_ARCHIVE)")
+	fs.StringVar(&c.Archive, "archive", envString("JINN_ARCHIVE", filepath.Join(fleet.DataDir(), "archive")), "archive of finished jobs and attached files: s3://bucket/prefix, file:///path or a `directory` (env JINN_ARCHIVE)")
+	s3Flags(fs, &c.S3)             // roles_files.go
+	securityFlags(fs, &c.Security) // roles_security.go
 	fs.DurationVar(&c.Retention, "retention", envDuration("JINN_RETENTION", 7*24*time.Hour), "how long finished jobs stay in Redis (env JINN_RETENTION)")
+	eventsMaxAgeFlag(fs, &c.EventsMaxAge) // roles_notify.go
 	return c
 }
 
@@ -93,13 +97,37 @@ func parseMemory(s string) (int, error) {
 		if err != nil || n <= 0 || n > 100 {
 			return 0, fmt.Errorf("--job-memory %q: a percentage must be in (0, 100]", s)
 		}
-		return int(float64(worker.DefaultAllowance()) / 0.8 * n / 100), nil
+		return int(float64(worker.MachineMemory()) * n / 100), nil
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n <= 0 {
 		return 0, fmt.Errorf("--job-memory %q: give MiB (8192) or a percentage (80%%)", s)
 	}
 	return n, nil
+}
+
+// admissionFlags are the flags of admission, which every role that admits
+// requests has (up, intake, scheduler); the returned function reads them
+// after parsing.
+func admissionFlags(fs *flag.FlagSet) func() (scheduler.Config, error) {
+	defMem := fs.Int("default-memory", envInt("JINN_DEFAULT_MEMORY", 256), "MiB of a job whose request and command name none (env JINN_DEFAULT_MEMORY)")
+	limit := fs.Int("user-active-limit", envInt("JINN_USER_ACTIVE_LIMIT", 0), "most unfinished jobs one user may have; more are refused with 429 (held when published on jinn.submit); 0 is no limit (env JINN_USER_ACTIVE_LIMIT)")
+	limits := fs.String("user-limits", envString("JINN_USER_LIMITS", ""), "per-user `limits` overriding --user-active-limit: alice=50,etl=500, or @file with one user=limit a line; 0 is no limit (env JINN_USER_LIMITS)")
+	return func() (scheduler.Config, error) {
+		if *limit < 0 {
+			return scheduler.Config{}, fmt.Errorf("--user-active-limit %d: give 0 (no limit) or more", *limit)
+		}
+		users, err := scheduler.ParseUserLimits(*limits)
+		if err != nil {
+			return scheduler.Config{}, fmt.Errorf("--user-limits: %w", err)
+		}
+		return scheduler.Config{DefaultMemory: *defMem, UserActiveLimit: *limit, UserLimits: users}, nil
+	}
+}
+
+// enforceFlag is the worker's --enforce.
+func enforceFlag(fs *flag.FlagSet) *string {
+	return fs.String("enforce", envString("JINN_ENFORCE", worker.EnforceAuto), "how a job is held to its memory: auto (a cgroup per job, v2 or v1, else the RSS watchdog), cgroup, watchdog or off (env JINN_ENFORCE)")
 }
 
 // signals returns a channel of SIGINT and SIGTERM.
@@ -121,16 +149,44 @@ func runUp(ctx context.Context, args []string) error {
 	mem := fs.String("job-memory", envString("JINN_JOB_MEMORY", ""), "memory each worker gives to jobs, MiB or percent of the machine; default 80% shared by the workers (env JINN_JOB_MEMORY)")
 	fs.DurationVar(&cfg.AckWait, "ack-wait", envDuration("JINN_ACK_WAIT", 30*time.Second), "lease of a job attempt (env JINN_ACK_WAIT)")
 	fs.DurationVar(&cfg.KillGrace, "kill-grace", envDuration("JINN_KILL_GRACE", 10*time.Second), "time between SIGTERM and SIGKILL when a job is killed (env JINN_KILL_GRACE)")
+	admission := admissionFlags(fs)
+	enforce := enforceFlag(fs)
+	fs.DurationVar(&cfg.ReserveAfter, "reserve-after", envDuration("JINN_RESERVE_AFTER", time.Minute), "a job queued this long gets room kept on a worker that hands it back, so small jobs cannot starve it (env JINN_RESERVE_AFTER)")
+	lc, rc := leaderFlags(fs)
+	sf := addScaleFlags(fs, false) // roles_autoscale.go
+	fs.StringVar(&cfg.Archive, "archive", envString("JINN_ARCHIVE", ""), "archive of finished jobs and attached files: s3://bucket/prefix, file:///path or a directory; default <data-dir>/archive (env JINN_ARCHIVE)")
+	s3Flags(fs, &cfg.S3)
+	files, attachments := filesFlags(fs), attachmentFlags(fs)
+	sec := intakeSecurityFlags(fs)   // roles_security.go
+	securityFlags(fs, &cfg.Security) // for --nats and --redis
+	notify := notifyFlags(fs)        // roles_notify.go
+	eventsMaxAgeFlag(fs, &cfg.EventsMaxAge)
 	lf := addLogFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.Leader, cfg.Reaper = *lc, *rc
+	cfg.Files, cfg.Attachments = files(), attachments()
 	var err error
+	if cfg.Notify, err = notify(); err != nil {
+		return err
+	}
 	if cfg.Allowance, err = parseMemory(*mem); err != nil {
+		return err
+	}
+	if cfg.Admission, err = admission(); err != nil {
+		return err
+	}
+	cfg.Enforce = *enforce
+	if cfg.Autoscale, err = sf.upConfig(cfg.Allowance, lf.logLevel); err != nil {
 		return err
 	}
 	log := lf.logger("jinn")
 	cfg.Log = log
+	if cfg.Auth, err = sec.auth(ctx, log, "up"); err != nil {
+		return err
+	}
+	cfg.TLSCert, cfg.TLSKey = sec.tlsCert, sec.tlsKey
 	start := time.Now()
 	f, err := fleet.Up(ctx, cfg)
 	if err != nil {
@@ -158,24 +214,44 @@ func runIntake(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("jinn intake", flag.ContinueOnError)
 	common := commonFlags(fs)
 	listen := fs.String("listen", envString("JINN_LISTEN", "127.0.0.1:8080"), "`address` of the HTTP API (env JINN_LISTEN)")
+	admission := admissionFlags(fs)
+	attachments := attachmentFlags(fs)
+	sec := intakeSecurityFlags(fs) // roles_security.go
 	lf := addLogFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	admitCfg, err := admission()
+	if err != nil {
+		return err
+	}
 	log := lf.logger("jinn-intake")
+	auth, err := sec.auth(ctx, log, "intake")
+	if err != nil {
+		return err
+	}
 	common.Log, common.Name = log, "jinn-intake"
 	conn, err := fleet.Connect(ctx, *common)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	adm := scheduler.NewAdmitter(scheduler.Config{}, conn.Broker, conn.Store, conn.Registry, log)
-	srv := &http.Server{Handler: intake.New(intake.Deps{Admitter: adm, Broker: conn.Broker, Store: conn.Store, Registry: conn.Registry, Archive: conn.Archive, Log: log}), ReadHeaderTimeout: 10 * time.Second}
+	adm := scheduler.NewAdmitter(admitCfg, conn.Broker, conn.Store, conn.Registry, log)
+	api := intake.New(intake.Deps{Admitter: adm, Broker: conn.Broker, Store: conn.Store, Registry: conn.Registry, Archive: conn.Archive, Attachments: attachments(), Auth: auth, Log: log})
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(api.Shutdown) // ends event streams and followed logs
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
-	log.Info("intake ready", "url", "http://"+ln.Addr().String())
+	scheme := "http://"
+	if sec.tlsCert != "" {
+		scheme = "https://"
+	}
+	if ln, err = fleet.ServeTLS(ln, srv, sec.tlsCert, sec.tlsKey); err != nil {
+		return err
+	}
+	log.Info("intake ready", "url", scheme+ln.Addr().String(), "auth", auth != nil)
 	go func() {
 		<-signals()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -191,12 +267,29 @@ func runIntake(ctx context.Context, args []string) error {
 func runScheduler(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("jinn scheduler", flag.ContinueOnError)
 	common := commonFlags(fs)
-	defMem := fs.Int("default-memory", envInt("JINN_DEFAULT_MEMORY", 256), "MiB of a job whose request and command name none (env JINN_DEFAULT_MEMORY)")
+	admission := admissionFlags(fs)
+	lc, rc := leaderFlags(fs)
+	sf := addScaleFlags(fs, true) // roles_autoscale.go
+	notify := notifyFlags(fs)     // roles_notify.go
+	metricsListen := metricsListenFlag(fs)
 	lf := addLogFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	admitCfg, err := admission()
+	if err != nil {
+		return err
+	}
+	notifyCfg, err := notify()
+	if err != nil {
+		return err
+	}
 	log := lf.logger("jinn-scheduler")
+	stopMetrics, err := serveMetrics(*metricsListen, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	common.Log, common.Name = log, "jinn-scheduler"
 	conn, err := fleet.Connect(ctx, *common)
 	if err != nil {
@@ -206,15 +299,44 @@ func runScheduler(ctx context.Context, args []string) error {
 	if err := fleet.Bootstrap(ctx, conn.Registry); err != nil {
 		return err
 	}
-	adm := scheduler.NewAdmitter(scheduler.Config{DefaultMemory: *defMem}, conn.Broker, conn.Store, conn.Registry, log)
+	adm := scheduler.NewAdmitter(admitCfg, conn.Broker, conn.Store, conn.Registry, log)
 	c := scheduler.NewConsumer(adm, conn.Broker, log)
 	if err := c.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("scheduler ready")
+	notifier := scheduler.NewNotifier(notifyCfg, conn.Broker, conn.Store, log)
+	if err := notifier.Start(ctx); err != nil {
+		c.Stop()
+		return err
+	}
+	defer notifier.Stop()
+	duties, err := sf.duties(ctx, conn, log)
+	if err != nil {
+		c.Stop()
+		return err
+	}
+	leader, err := fleet.StartLeader(ctx, conn, adm, *lc, *rc, log, duties...)
+	if err != nil {
+		c.Stop()
+		return err
+	}
+	log.Info("scheduler ready", "candidate", leader.ID())
 	<-signals()
+	leader.Stop() // hands the leadership over at once
 	c.Stop()
 	return nil
+}
+
+// leaderFlags are the settings of the leader's election and of its reaper.
+func leaderFlags(fs *flag.FlagSet) (*scheduler.LeaderConfig, *scheduler.ReaperConfig) {
+	lc, rc := &scheduler.LeaderConfig{}, &scheduler.ReaperConfig{}
+	fs.StringVar(&lc.ID, "leader-id", envString("JINN_LEADER_ID", ""), "`name` of this scheduler in the leader election; default host name and pid (env JINN_LEADER_ID)")
+	fs.DurationVar(&lc.TTL, "leader-ttl", envDuration("JINN_LEADER_TTL", scheduler.DefaultLeaderTTL), "a dead leader is replaced this long after its last renewal; it renews every TTL/4 and stops its duties TTL/4 before its lease ends (env JINN_LEADER_TTL)")
+	fs.DurationVar(&rc.Interval, "reap-interval", envDuration("JINN_REAP_INTERVAL", 10*time.Second), "time between two rounds of the reaper of lost and stuck jobs (env JINN_REAP_INTERVAL)")
+	fs.DurationVar(&rc.AcceptedAfter, "accepted-after", envDuration("JINN_ACCEPTED_AFTER", time.Minute), "a job ACCEPTED this long (its admission stopped half way) is admitted again (env JINN_ACCEPTED_AFTER)")
+	fs.DurationVar(&rc.QueuedAfter, "queued-after", envDuration("JINN_QUEUED_AFTER", time.Minute), "a job QUEUED this long whose message is gone from JINN_JOBS is LOST (env JINN_QUEUED_AFTER)")
+	fs.DurationVar(&rc.InitTimeout, "init-timeout", envDuration("JINN_INIT_TIMEOUT", 10*time.Minute), "a job CLAIMED or INIT this long on a live worker is FAILED and killed (env JINN_INIT_TIMEOUT)")
+	return lc, rc
 }
 
 func runWorker(ctx context.Context, args []string) error {
@@ -229,23 +351,34 @@ func runWorker(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", envDuration("JINN_HEARTBEAT", 2*time.Second), "heartbeat interval; dead after three missed (env JINN_HEARTBEAT)")
 	fs.DurationVar(&cfg.KillGrace, "kill-grace", envDuration("JINN_KILL_GRACE", 10*time.Second), "time between SIGTERM and SIGKILL when a job is killed (env JINN_KILL_GRACE)")
 	drainTimeout := fs.Duration("drain-timeout", envDuration("JINN_DRAIN_TIMEOUT", 0), "after a drain starts, hand running jobs back after this long; 0 waits for them (env JINN_DRAIN_TIMEOUT)")
+	enforce := enforceFlag(fs)
+	fs.DurationVar(&cfg.ReserveAfter, "reserve-after", envDuration("JINN_RESERVE_AFTER", time.Minute), "a job queued this long gets room kept here when it does not fit, so small jobs cannot starve it (env JINN_RESERVE_AFTER)")
+	files := filesFlags(fs)
+	metricsListen := metricsListenFlag(fs) // roles_notify.go
 	lf := addLogFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.Files = files()
+	cfg.Enforce = *enforce
 	var err error
 	if cfg.Allowance, err = parseMemory(*mem); err != nil {
 		return err
 	}
 	cfg.Clusters = splitTags(*clusters)
 	log := lf.logger("jinn-worker")
+	stopMetrics, err := serveMetrics(*metricsListen, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	common.Log, common.Name = log, "jinn-worker"
 	conn, err := fleet.Connect(ctx, *common)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	w, err := worker.New(cfg, worker.Deps{Broker: conn.Broker, Store: conn.Store, Registry: conn.Registry, Archive: conn.Archive, Log: log})
+	w, err := worker.New(cfg, worker.Deps{Broker: conn.Broker, Store: conn.Store, Registry: conn.Registry, Archive: conn.Archive, URIs: conn.URIs, Log: log})
 	if err != nil {
 		return err
 	}
@@ -293,6 +426,20 @@ func runNATS(_ context.Context, args []string) error {
 		return err
 	}
 	cfg.Routes = splitTags(*routes)
+	if cfg.ConfigFile != "" {
+		// With a configuration file, a flag overrides it only when given.
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		if !given["listen"] && os.Getenv("JINN_NATS_LISTEN") == "" {
+			cfg.Listen = ""
+		}
+		if !given["store-dir"] && os.Getenv("JINN_NATS_STORE") == "" {
+			cfg.StoreDir = ""
+		}
+		if !given["cluster-listen"] && os.Getenv("JINN_NATS_CLUSTER_LISTEN") == "" {
+			cfg.ClusterListen = ""
+		}
+	}
 	log := lf.logger("jinn-nats")
 	s, err := natsd.Start(cfg, log)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/jinn-fleet/jinn/intake"
 	"github.com/jinn-fleet/jinn/job"
 	"github.com/jinn-fleet/jinn/scheduler"
+	"github.com/jinn-fleet/jinn/scheduler/scale"
 	"github.com/jinn-fleet/jinn/store"
 	"github.com/jinn-fleet/jinn/worker"
 )
@@ -36,11 +37,18 @@ type Common struct {
 	Replicas int    // of streams and buckets: 1, or 3 in a NATS cluster
 	AckWait  time.Duration
 	RedisURL string // redis://[user:password@]host:port/db
-	// Archive is a local directory for now; S3 comes with the object store.
-	Archive   string
+	// Archive is where finished jobs and attachments go: s3://bucket/prefix,
+	// file:///path or a directory. Empty: no archive.
+	Archive string
+	// S3 reaches an s3:// archive and s3:// job files.
+	S3        store.S3Config
 	Retention time.Duration
 	Name      string // of the NATS connection
-	Log       hclog.Logger
+	// Security: NATS credentials and TLS, Redis TLS (security.go).
+	Security Security
+	Log      hclog.Logger
+	// EventsMaxAge is how long JINN_EVENTS keeps status events; default 24h.
+	EventsMaxAge time.Duration
 }
 
 // Conn holds the connections of one process.
@@ -50,6 +58,7 @@ type Conn struct {
 	Store    *store.Store
 	Registry *store.Registry
 	Archive  store.Archive
+	URIs     *store.URIs // reads job files by URI
 	closers  []func()
 }
 
@@ -58,7 +67,11 @@ func Connect(ctx context.Context, c Common) (*Conn, error) {
 	if c.Log == nil {
 		c.Log = hclog.NewNullLogger()
 	}
-	b, err := broker.Connect(ctx, broker.Config{URL: c.NATSURL, Name: c.Name, Replicas: c.Replicas, AckWait: c.AckWait}, c.Log)
+	natsOpts, err := c.Security.natsOptions()
+	if err != nil {
+		return nil, err
+	}
+	b, err := broker.Connect(ctx, broker.Config{URL: c.NATSURL, Name: c.Name, Replicas: c.Replicas, AckWait: c.AckWait, Options: natsOpts, EventsMaxAge: c.EventsMaxAge}, c.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -70,9 +83,13 @@ func Connect(ctx context.Context, c Common) (*Conn, error) {
 	}
 	opts, err := redis.ParseURL(c.RedisURL)
 	if err != nil {
-		return fail(fmt.Errorf("redis url %q: %w", c.RedisURL, err))
+		return fail(fmt.Errorf("redis url: %w (want redis://[user:password@]host:port/db or rediss:// for TLS)", err))
+	}
+	if err := c.Security.redisTLS(opts); err != nil {
+		return fail(err)
 	}
 	rdb := redis.NewClient(opts)
+	rdb.AddHook(store.ErrorHook{}) // jinn_redis_errors_total
 	conn.closers = append(conn.closers, func() { _ = rdb.Close() })
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return fail(fmt.Errorf("redis at %s: %w", opts.Addr, err))
@@ -89,13 +106,14 @@ func Connect(ctx context.Context, c Common) (*Conn, error) {
 	}
 	conn.Registry = reg
 	conn.closers = append(conn.closers, reg.Close)
+	conn.URIs = store.NewURIs(c.S3)
 	if c.Archive != "" {
-		a, err := store.OpenLocalArchive(c.Archive)
+		o, err := store.OpenObjects(ctx, store.ObjectsConfig{Archive: c.Archive, S3: c.S3})
 		if err != nil {
 			return fail(err)
 		}
-		conn.Archive = a
-		conn.closers = append(conn.closers, func() { _ = a.Close() })
+		conn.Archive, conn.URIs = o.Archive, o.URIs
+		conn.closers = append(conn.closers, func() { _ = o.Close() })
 	}
 	return conn, nil
 }
@@ -141,7 +159,12 @@ type Config struct {
 	NATSListen string
 	NATSURL    string // use this NATS instead of an embedded one
 	RedisURL   string // use this Redis instead of an embedded one
-	Workers    int    // local workers; default 1
+	Workers    int    // local workers; default 1, and -1 for none (they run elsewhere)
+	// Replicas of streams and buckets: 3 with NATSURL naming a cluster.
+	Replicas int
+	// Leader and Reaper configure the leader's election and its reaper duty.
+	Leader scheduler.LeaderConfig
+	Reaper scheduler.ReaperConfig
 	// Allowance of each worker in MiB; default 80% of memory / Workers.
 	Allowance int
 	AckWait   time.Duration
@@ -149,6 +172,36 @@ type Config struct {
 	KillGrace time.Duration
 	Version   string
 	Log       hclog.Logger
+	// Archive is where finished jobs and attachments go: s3://bucket/prefix,
+	// file:///path or a directory. Default <DataDir>/archive.
+	Archive string
+	// S3 reaches an s3:// archive and s3:// job files.
+	S3 store.S3Config
+	// Files go to every local worker; see worker.FilesConfig.
+	Files worker.FilesConfig
+	// Attachments bound the files of a multipart submission.
+	Attachments intake.AttachmentLimits
+	// Admission is the scheduler's: the default job memory and the per-user
+	// active-job limits.
+	Admission scheduler.Config
+	// Enforce, ReserveAfter and HandBack go to every local worker; see
+	// worker.Config.
+	Enforce      string
+	ReserveAfter time.Duration
+	HandBack     time.Duration
+	// Autoscale, when set, runs the workers as child processes that the
+	// autoscaler sizes, instead of Workers in-process ones (autoscale.go).
+	Autoscale *Autoscale
+	// Auth checks the intake's bearer tokens; nil: auth off.
+	Auth *intake.Auth
+	// TLSCert and TLSKey (PEM files) serve the intake over HTTPS.
+	TLSCert, TLSKey string
+	// Security reaches an external NATS and Redis (NATSURL, RedisURL).
+	Security Security
+	// Notify configures the webhook notifier (global webhooks, secret).
+	Notify scheduler.NotifyConfig
+	// EventsMaxAge is how long JINN_EVENTS keeps status events; default 24h.
+	EventsMaxAge time.Duration
 }
 
 // Fleet is a running single-process system.
@@ -162,10 +215,17 @@ type Fleet struct {
 	Admitter *scheduler.Admitter
 	Intake   *intake.Server
 	Workers  []*worker.Worker
+	Leader   *scheduler.Leader
+	// Autoscaler and LocalWorkers are set with Config.Autoscale.
+	Autoscaler   *scheduler.Autoscaler
+	LocalWorkers *scale.Local
+	// Notifier delivers webhooks (scheduler/notify.go).
+	Notifier *scheduler.Notifier
 
-	consumer *scheduler.Consumer
-	http     *http.Server
-	log      hclog.Logger
+	consumer   *scheduler.Consumer
+	stopExpiry func() // of the embedded Redis's TTLs
+	http       *http.Server
+	log        hclog.Logger
 }
 
 // Up starts everything and returns once the intake accepts requests.
@@ -182,11 +242,20 @@ func Up(ctx context.Context, cfg Config) (f *Fleet, err error) {
 	if cfg.NATSListen == "" {
 		cfg.NATSListen = "127.0.0.1:4222"
 	}
-	if cfg.Workers <= 0 {
+	if cfg.Autoscale != nil {
+		cfg.Workers = -1 // the autoscaler starts them
+	}
+	if cfg.Workers == 0 {
 		cfg.Workers = 1
 	}
+	if cfg.Workers < 0 {
+		cfg.Workers = 0
+	}
+	if cfg.Archive == "" {
+		cfg.Archive = filepath.Join(cfg.DataDir, "archive")
+	}
 	if cfg.Allowance <= 0 {
-		cfg.Allowance = worker.DefaultAllowance() / cfg.Workers
+		cfg.Allowance = worker.DefaultAllowance() / max(cfg.Workers, 1)
 	}
 	f = &Fleet{log: cfg.Log}
 	defer func() {
@@ -209,25 +278,38 @@ func Up(ctx context.Context, cfg Config) (f *Fleet, err error) {
 			return nil, fmt.Errorf("embedded redis: %w", err)
 		}
 		f.RedisURL = "redis://" + f.Redis.Addr()
+		f.stopExpiry = expireInRealTime(f.Redis, 50*time.Millisecond)
 	}
-	f.Conn, err = Connect(ctx, Common{NATSURL: f.NATSURL, RedisURL: f.RedisURL, AckWait: cfg.AckWait,
-		Archive: filepath.Join(cfg.DataDir, "archive"), Name: "jinn-up", Log: cfg.Log})
+	f.Conn, err = Connect(ctx, Common{NATSURL: f.NATSURL, RedisURL: f.RedisURL, AckWait: cfg.AckWait, Replicas: cfg.Replicas,
+		Archive: cfg.Archive, S3: cfg.S3, Name: "jinn-up", Security: cfg.Security, Log: cfg.Log, EventsMaxAge: cfg.EventsMaxAge})
 	if err != nil {
 		return nil, err
 	}
 	if err := Bootstrap(ctx, f.Registry); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	f.Admitter = scheduler.NewAdmitter(scheduler.Config{}, f.Broker, f.Store, f.Registry, cfg.Log)
+	f.Admitter = scheduler.NewAdmitter(cfg.Admission, f.Broker, f.Store, f.Registry, cfg.Log)
 	f.consumer = scheduler.NewConsumer(f.Admitter, f.Broker, cfg.Log)
 	if err := f.consumer.Start(ctx); err != nil {
+		return nil, err
+	}
+	f.Notifier = scheduler.NewNotifier(cfg.Notify, f.Broker, f.Store, cfg.Log)
+	if err := f.Notifier.Start(ctx); err != nil {
+		return nil, err
+	}
+	duties, err := f.startAutoscale(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if f.Leader, err = StartLeader(ctx, f.Conn, f.Admitter, cfg.Leader, cfg.Reaper, cfg.Log, duties...); err != nil {
 		return nil, err
 	}
 	for i := 0; i < cfg.Workers; i++ {
 		w, err := worker.New(worker.Config{
 			ID: fmt.Sprintf("local-%d", i+1), DataDir: filepath.Join(cfg.DataDir, "worker", fmt.Sprint(i+1)),
 			Allowance: cfg.Allowance, Heartbeat: cfg.Heartbeat, KillGrace: cfg.KillGrace, Version: cfg.Version,
-		}, worker.Deps{Broker: f.Broker, Store: f.Store, Registry: f.Registry, Archive: f.Archive, Log: cfg.Log})
+			Enforce: cfg.Enforce, ReserveAfter: cfg.ReserveAfter, HandBack: cfg.HandBack, Files: cfg.Files,
+		}, worker.Deps{Broker: f.Broker, Store: f.Store, Registry: f.Registry, Archive: f.Archive, URIs: f.URIs, Log: cfg.Log})
 		if err != nil {
 			return nil, err
 		}
@@ -236,13 +318,20 @@ func Up(ctx context.Context, cfg Config) (f *Fleet, err error) {
 		}
 		f.Workers = append(f.Workers, w)
 	}
-	f.Intake = intake.New(intake.Deps{Admitter: f.Admitter, Broker: f.Broker, Store: f.Store, Registry: f.Registry, Archive: f.Archive, Log: cfg.Log})
+	f.Intake = intake.New(intake.Deps{Admitter: f.Admitter, Broker: f.Broker, Store: f.Store, Registry: f.Registry, Archive: f.Archive, Attachments: cfg.Attachments, Auth: cfg.Auth, Log: cfg.Log})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("intake listen on %s: %w", cfg.Listen, err)
 	}
 	f.URL = "http://" + ln.Addr().String()
 	f.http = &http.Server{Handler: f.Intake, ReadHeaderTimeout: 10 * time.Second}
+	f.http.RegisterOnShutdown(f.Intake.Shutdown) // ends event streams and followed logs
+	if ln, err = ServeTLS(ln, f.http, cfg.TLSCert, cfg.TLSKey); err != nil {
+		return nil, err
+	}
+	if cfg.TLSCert != "" {
+		f.URL = "https://" + ln.Addr().String()
+	}
 	go func() {
 		if err := f.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cfg.Log.Error("intake stopped", "error", err)
@@ -266,6 +355,15 @@ func (f *Fleet) Close(ctx context.Context) {
 	for _, w := range f.Workers {
 		_ = w.Stop(ctx)
 	}
+	if f.LocalWorkers != nil {
+		f.LocalWorkers.Close(ctx)
+	}
+	if f.Leader != nil {
+		f.Leader.Stop()
+	}
+	if f.Notifier != nil {
+		f.Notifier.Stop()
+	}
 	if f.consumer != nil {
 		f.consumer.Stop()
 	}
@@ -275,6 +373,9 @@ func (f *Fleet) Close(ctx context.Context) {
 	if f.NATS != nil {
 		f.NATS.Shutdown()
 		f.NATS.WaitForShutdown()
+	}
+	if f.stopExpiry != nil {
+		f.stopExpiry()
 	}
 	if f.Redis != nil {
 		f.Redis.Close()
