@@ -4,9 +4,24 @@
 
 export const API = '/api/v1';
 
+// With auth on, the intake answers 401 without a token: the UI asks for
+// one once, keeps it for the browser tab (sessionStorage) and sends it as a
+// bearer token from then on. A 401 with a kept token forgets it.
+const TOKEN = 'jinn.token';
+
 export const auth = {
-  headers: () => ({}),
+  headers: () => {
+    const t = sessionStorage.getItem(TOKEN);
+    return t ? { Authorization: 'Bearer ' + t } : {};
+  },
 };
+
+function askToken(hadOne) {
+  if (hadOne) sessionStorage.removeItem(TOKEN);
+  const t = prompt(hadOne ? 'That token was refused. jinn API token:' : 'This jinn needs an API token (jinn token USER ROLE makes one):');
+  if (t) sessionStorage.setItem(TOKEN, t.trim());
+  return !!t;
+}
 
 export class APIError extends Error {
   constructor(status, message, field) {
@@ -28,10 +43,14 @@ addEventListener('pageshow', (e) => {
 
 // request is fetch for a path under /api/v1; it is aborted when the page
 // is left.
-export function request(path, opts = {}) {
-  const headers = Object.assign({}, auth.headers(), opts.headers || {});
+export async function request(path, opts = {}) {
   const signal = opts.signal ? AbortSignal.any([opts.signal, page.signal]) : page.signal;
-  return fetch(API + path, Object.assign({}, opts, { headers, signal }));
+  for (let tries = 0; ; tries++) {
+    const hadOne = !!sessionStorage.getItem(TOKEN);
+    const headers = Object.assign({}, auth.headers(), opts.headers || {});
+    const resp = await fetch(API + path, Object.assign({}, opts, { headers, signal }));
+    if (resp.status !== 401 || tries > 0 || !askToken(hadOne)) return resp;
+  }
 }
 
 // left reports whether the page has been left.
