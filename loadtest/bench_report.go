@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -185,7 +186,7 @@ func (r *BenchReport) plotThroughput(path string) error {
 		p.Add(l)
 		p.Legend.Add(fmt.Sprintf("%s (%.0f/s)", s.name, s.t.PerSec), l)
 	}
-	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.Top, p.Legend.Left = false, false
 	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
 }
 
@@ -193,7 +194,8 @@ func (r *BenchReport) plotLatency(path string) error {
 	p := plot.New()
 	p.Title.Text = "Submit→running latency, open loop"
 	p.X.Label.Text = "percentile (in nines: 0.3 = p50, 1 = p90, 2 = p99, 3 = p99.9; max at 3.5)"
-	p.Y.Label.Text = "ms"
+	p.Y.Label.Text = "ms (log scale)"
+	p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, msTicks{}
 	p.Add(plotter.NewGrid())
 	colors := []color.Color{color.RGBA{G: 150, A: 255}, color.RGBA{B: 200, A: 255}, color.RGBA{R: 200, A: 255}}
 	for i, l := range r.Levels {
@@ -207,7 +209,7 @@ func (r *BenchReport) plotLatency(path string) error {
 			if q < 1 {
 				nines = -math.Log10(1 - q)
 			}
-			xys = append(xys, plotter.XY{X: nines, Y: float64(l.samples[k]) / float64(time.Millisecond)})
+			xys = append(xys, plotter.XY{X: nines, Y: max(float64(l.samples[k])/float64(time.Millisecond), 0.01)})
 		}
 		line, err := plotter.NewLine(xys)
 		if err != nil {
@@ -224,4 +226,19 @@ func (r *BenchReport) plotLatency(path string) error {
 	}
 	p.Legend.Top, p.Legend.Left = true, true
 	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
+}
+
+// msTicks marks 1, 2, 5 of each power of ten on a log axis of milliseconds.
+type msTicks struct{}
+
+func (msTicks) Ticks(lo, hi float64) []plot.Tick {
+	var out []plot.Tick
+	for p := math.Pow(10, math.Floor(math.Log10(lo))); p <= hi; p *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			if v := p * m; v >= lo && v <= hi {
+				out = append(out, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', -1, 64)})
+			}
+		}
+	}
+	return out
 }

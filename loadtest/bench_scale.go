@@ -52,7 +52,7 @@ type Footprint struct {
 	// WorkerAnon and WorkerFile split WorkerRSS: the heap and stacks, and
 	// the pages of the binary (and other files) it touched.
 	WorkerAnon, WorkerFile int64
-	UpRSS     int64 // bytes, an idle `jinn up` (one worker)
+	UpRSS                  int64 // bytes, an idle `jinn up` (one worker)
 	// PerJob is what `jinn up`'s RSS grows by per running job (a sleep;
 	// the job's own process is not counted), over Running jobs.
 	PerJob  int64

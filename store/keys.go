@@ -15,7 +15,7 @@ func (k keys) byStatus(s job.Status) string    { return k.prefix + "jobs:status:
 func (k keys) active() string                  { return k.prefix + "jobs:active" }
 func (k keys) activeByUser(user string) string { return k.prefix + "jobs:active:user:" + user }
 func (k keys) worker(id string) string         { return k.prefix + "worker:" + id }
-func (k keys) alive(id string) string { return k.prefix + "alive:" + id }
+func (k keys) alive(id string) string          { return k.prefix + "alive:" + id }
 func (k keys) workers() string                 { return k.prefix + "workers" }
 
 // The autoscaler's keys (pools.go). A pool name never holds ':', so a pool's

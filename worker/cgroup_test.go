@@ -334,7 +334,7 @@ func TestCgroupV1SweepsWhatADeadWorkerLeft(t *testing.T) {
 // The heartbeat's measured use: what the worker's jobs hold now.
 func TestCgroupV1Used(t *testing.T) {
 	c := v1Enforcer(t)
-	cmd := exec.Command("perl", "-e", `$x = "a" x (30 << 20); print "ready\n"; <STDIN>`)
+	cmd := exec.Command("perl", "-e", `$| = 1; $x = "a" x (30 << 20); print "ready\n"; <STDIN>`)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()

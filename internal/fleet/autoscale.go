@@ -68,6 +68,7 @@ func (f *Fleet) startAutoscale(cfg Config) ([]scheduler.Duty, error) {
 	if cfg.Enforce != "" {
 		args = append(args, "--enforce", cfg.Enforce)
 	}
+	args = append(args, cfg.Security.args()...) // security.go
 	args = append(args, a.Args...)
 	local, err := scale.NewLocal(scale.LocalConfig{Binary: a.Binary, Args: args, DataDir: filepath.Join(cfg.DataDir, "worker"), Log: cfg.Log})
 	if err != nil {

@@ -124,3 +124,19 @@ func ServeTLS(ln net.Listener, srv *http.Server, certFile, keyFile string) (net.
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	return tls.NewListener(ln, srv.TLSConfig), nil
 }
+
+// args are the flags of `jinn worker` that give a child worker the same
+// settings (roles_security.go in cmd/jinn defines them).
+func (s Security) args() []string {
+	var args []string
+	for _, f := range []struct{ flag, file string }{
+		{"--nats-creds", s.NATSCreds}, {"--nats-nkey", s.NATSNkey}, {"--nats-tls-ca", s.NATSTLSCA},
+		{"--nats-tls-cert", s.NATSTLSCert}, {"--nats-tls-key", s.NATSTLSKey},
+		{"--redis-tls-ca", s.RedisTLSCA}, {"--redis-tls-cert", s.RedisTLSCert}, {"--redis-tls-key", s.RedisTLSKey},
+	} {
+		if f.file != "" {
+			args = append(args, f.flag, f.file)
+		}
+	}
+	return args
+}
