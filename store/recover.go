@@ -54,6 +54,8 @@ if terminal(st) then
   if tonumber(retention) > 0 then redis.call('EXPIRE', key, retention) end
 else
   redis.call('SADD', prefix .. 'jobs:active', id)
+  if user ~= '' then redis.call('SADD', prefix .. 'jobs:active:user:' .. user, id) end
+  if st == 'QUEUED' then count_waiting(prefix, key, 1) end
 end
 return 'restored'
 `)
