@@ -306,12 +306,25 @@ func (e *executor) prepare() (*exec.Cmd, *jobFiles, error) {
 	return cmd, &jobFiles{stdout, stderr}, nil
 }
 
-// env is the worker's environment without its own JINN_ settings, then the
+// workerSecret reports whether an inherited variable belongs to the worker
+// alone: its own JINN_ settings, and the static AWS credentials it reaches
+// the archive with. A job that needs AWS gets its credentials from its
+// cluster, command or request env, or from the instance's role.
+func workerSecret(kv string) bool {
+	for _, p := range []string{"JINN_", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN="} {
+		if strings.HasPrefix(kv, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// env is the worker's environment without its own settings (workerSecret), then the
 // job's (cluster, command and request, merged at resolution), then jinn's.
 func (e *executor) env() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "JINN_") {
+		if !workerSecret(kv) {
 			env = append(env, kv)
 		}
 	}

@@ -146,3 +146,20 @@ func TestRunScriptCommandMissing(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkerSecretsStayWithTheWorker(t *testing.T) {
+	for kv, secret := range map[string]bool{
+		"JINN_REDIS=redis://x":         true,
+		"AWS_SECRET_ACCESS_KEY=s":      true,
+		"AWS_ACCESS_KEY_ID=k":          true,
+		"AWS_SESSION_TOKEN=t":          true,
+		"AWS_REGION=us-east-1":         false,
+		"PATH=/usr/bin":                false,
+		"MY_JINN_THING=1":              false,
+		"AWS_ACCESS_KEY_ID_EXTRA=kept": false,
+	} {
+		if got := workerSecret(kv); got != secret {
+			t.Errorf("workerSecret(%q) = %v, want %v", kv, got, secret)
+		}
+	}
+}
