@@ -11,7 +11,7 @@ function bar(w) {
   reserved.style.width = pct(w.reserved, w.allowance) + '%';
   const used = h('div', { class: 'used' });
   used.style.width = pct(w.used || 0, w.allowance) + '%';
-  const title = `${w.reserved} MiB reserved, ${w.used ? w.used + ' MiB used' : 'use not measured'}, of ${w.allowance} MiB`;
+  const title = `${w.reserved} MiB reserved, ${w.used || 0} MiB used, of ${w.allowance} MiB`;
   return h('div', { class: 'membar', title, role: 'img', 'aria-label': title }, reserved, used);
 }
 
@@ -28,7 +28,7 @@ function row(w) {
     h('td', { class: 'mem' }, bar(w),
       h('div', { class: 'memtext' },
         h('span', { class: 'r' }, `${w.reserved} reserved`), ' · ',
-        h('span', { class: 'u' }, w.used ? `${w.used} used` : 'use not measured'), ' · ',
+        h('span', { class: 'u' }, `${w.used || 0} used`), ' · ',
         `${w.allowance} allowance`)),
     h('td', { class: 'mono' }, (w.jobs || []).map((id) => h('a', { href: '/jobs/' + encodeURIComponent(id), class: 'jobref' }, id))),
     h('td', {}, ago(w.heartbeat)),
