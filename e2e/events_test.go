@@ -243,3 +243,27 @@ func TestNotifyURLValidatedAtSubmit(t *testing.T) {
 		t.Fatalf("status %d, error %+v", code, e.Error)
 	}
 }
+
+func TestGlobalWebhookWithAllGetsEveryStatus(t *testing.T) {
+	h := newHook(t, 0)
+	s := start(t, withNotify(scheduler.NotifyConfig{Webhooks: []string{h.URL}, All: true}))
+	j := s.wait(s.submit(bash("true")).ID, 20*time.Second)
+	h.await(t, 5, 10*time.Second)
+	s.settled(t)
+	var got []string
+	for _, d := range h.deliveries() {
+		if d.header.Get("X-Jinn-Signature") != "" {
+			t.Error("signed without a secret")
+		}
+		var n scheduler.Notification
+		if err := json.Unmarshal(d.body, &n); err != nil || n.ID != j.ID {
+			t.Fatalf("body %s: %v", d.body, err)
+		}
+		got = append(got, string(n.Status))
+	}
+	slices.Sort(got) // delivered concurrently: in any order
+	want := []string{"CLAIMED", "INIT", "QUEUED", "RUNNING", "SUCCEEDED"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("statuses %v, want %v", got, want)
+	}
+}

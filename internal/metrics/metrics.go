@@ -24,8 +24,8 @@ import (
 // end-to-end tests) shares it: counters add up across the roles.
 var Registry = prometheus.NewRegistry()
 
-// jobBuckets span a job's queue wait and run time: 10 ms to about 9 hours.
-var jobBuckets = prometheus.ExponentialBuckets(0.01, 3, 16)
+// jobBuckets span a job's queue wait and run time: 10 ms to a day.
+var jobBuckets = []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 24 * 3600}
 
 var (
 	// JobsSubmitted counts admitted requests by the cluster and command they
