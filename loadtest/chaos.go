@@ -77,7 +77,7 @@ func Chaos(ctx context.Context, c *Cluster, faults []Fault, note func(string)) {
 		}
 		var err error
 		if f.Target == "leader" { // the scheduler that leads at that moment
-			if f.Target, err = c.Leader(ctx); err != nil {
+			if f.Target, err = c.awaitLeader(ctx, 15*time.Second); err != nil {
 				note(fmt.Sprintf("%s: %v", f, err))
 				continue
 			}
@@ -107,6 +107,23 @@ func Chaos(ctx context.Context, c *Cluster, faults []Fault, note func(string)) {
 		}
 		if err != nil {
 			note(fmt.Sprintf("bring back %s: %v", f.Target, err))
+		}
+	}
+}
+
+// awaitLeader returns the leading scheduler, waiting up to within for one
+// to be elected (at start, or after the previous fault).
+func (c *Cluster) awaitLeader(ctx context.Context, within time.Duration) (string, error) {
+	deadline := time.Now().Add(within)
+	for {
+		name, err := c.Leader(ctx)
+		if err == nil || time.Now().After(deadline) {
+			return name, err
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return "", ctx.Err()
 		}
 	}
 }

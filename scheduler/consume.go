@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jinn-fleet/jinn/broker"
@@ -55,24 +54,10 @@ func (c *Consumer) Stop() {
 
 func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) {
 	defer c.wg.Done()
-	for ctx.Err() == nil {
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		batch, err := cons.Fetch(32, jetstream.FetchContext(fctx))
-		if err == nil {
-			for msg := range batch.Messages() {
-				c.handle(ctx, msg)
-			}
-			err = batch.Error()
-		}
-		cancel()
-		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
-			c.log.Warn("fetch requests", "error", err)
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-			}
-		}
-	}
+	broker.Consume(ctx, cons, 32, c.log, func(msg jetstream.Msg) bool {
+		c.handle(ctx, msg)
+		return true
+	})
 }
 
 // handle admits one request. A request that can never be admitted is acked

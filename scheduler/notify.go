@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jinn-fleet/jinn/broker"
@@ -161,34 +160,19 @@ func (n *Notifier) loop(ctx context.Context, cons jetstream.Consumer) {
 	slots := make(chan struct{}, n.cfg.Parallel)
 	var busy sync.WaitGroup
 	defer busy.Wait()
-	for ctx.Err() == nil {
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		batch, err := cons.Fetch(n.cfg.Parallel, jetstream.FetchContext(fctx))
-		if err == nil {
-			for msg := range batch.Messages() {
-				select {
-				case slots <- struct{}{}:
-				case <-ctx.Done():
-					cancel()
-					return // the message comes back after AckWait
-				}
-				busy.Add(1)
-				go func() {
-					defer func() { <-slots; busy.Done() }()
-					n.handle(ctx, msg)
-				}()
-			}
-			err = batch.Error()
+	broker.Consume(ctx, cons, n.cfg.Parallel, n.log, func(msg jetstream.Msg) bool {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return false // the message comes back after AckWait
 		}
-		cancel()
-		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
-			n.log.Warn("fetch events", "error", err)
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-			}
-		}
-	}
+		busy.Add(1)
+		go func() {
+			defer func() { <-slots; busy.Done() }()
+			n.handle(ctx, msg)
+		}()
+		return true
+	})
 }
 
 // target is one webhook an event goes to.
