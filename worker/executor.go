@@ -175,11 +175,19 @@ func (e *executor) execute(ctx context.Context) (out ending) {
 		return ending{status: job.Killed, message: "killed on request"}
 	default:
 	}
+	dm, err := newDeadMan(cmd, beatTimeout(e.w.broker.AckWait())) // deadman.go
+	if err != nil {
+		return ending{status: job.Failed, message: "prepare: " + err.Error()}
+	}
+	// Runs last, after the process group is killed: a closed pipe would make
+	// the watcher kill it.
+	defer dm.close()
 	mem, err := e.w.enforcer.start(e.spec.ID, e.spec.Memory, cmd) // cgroup.go
 	if err != nil {
 		code := 127
 		return ending{status: job.Failed, message: "start: " + err.Error(), exitCode: &code}
 	}
+	dm.beat()
 	// After the process group is killed (the defer below runs first): the
 	// peak, the cgroup's cleanup, and the verdict on the job's memory.
 	defer func() { out = e.settleMemory(mem, out) }()

@@ -58,6 +58,15 @@ func runScript(spec job.Spec, attempt int, worker string) string {
 		p("\n")
 	}
 
+	p("# The worker's dead man's switch: it writes to fd 3 every few seconds. If it\n")
+	p("# stops (the worker died or froze), the whole job is killed before the job's\n")
+	p("# next attempt can start on another worker.\n")
+	p("if [ -n \"${JINN_BEAT_TIMEOUT:-}\" ] && { true <&3; } 2>/dev/null; then\n")
+	p("  ( exec >/dev/null 2>&1; while read -r -t \"$JINN_BEAT_TIMEOUT\" _ <&3; do :; done; kill -KILL 0 ) &\n")
+	p("  exec 3<&-\n")
+	p("fi\n")
+	p("unset JINN_BEAT_TIMEOUT\n\n")
+
 	if len(spec.Setup) > 0 {
 		p("# jinn_failed says why the job failed before its command ran.\n")
 		p("jinn_failed() { mkdir -p jinn && printf '%%s\\n' \"$1\" > %s; }\n", failedFile)
