@@ -261,7 +261,7 @@ func needBinary(t testing.TB, name string) string {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s is not installed; CI must install it (.ci/run)", name)
 		}
-		t.Skipf("%s is not installed", name)
+		t.Skipf("%s is not installed (under CI=true this fails)", name)
 	}
 	return p
 }

@@ -53,7 +53,7 @@ func TestLocalCluster(t *testing.T) {
 	needBinary(t, "redis-server")
 	needBinary(t, "redis-cli")
 	if testing.Short() {
-		t.Skip("starts ten processes")
+		t.Skip("starts ten processes: not with -short (CI runs it)")
 	}
 	bin, _ := jinnBinary(t)
 	dir := t.TempDir()

@@ -36,7 +36,7 @@ func TestJobOverItsMemoryFails(t *testing.T) {
 				if os.Getenv("CI") == "true" {
 					t.Fatalf("CI=true but the worker enforces memory by %s: the CI machines have a writable cgroup v1 memory hierarchy", kind)
 				}
-				t.Skipf("no cgroup per job on this host (the worker uses %s)", kind)
+				t.Skipf("no cgroup per job on this host (the worker uses %s; under CI=true this fails)", kind)
 			}
 			t.Logf("enforcement: %s", kind)
 			over := s.submit(hogJob(300, 50))

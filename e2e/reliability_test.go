@@ -56,7 +56,7 @@ func jinnBinary(t *testing.T) string {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("the go tool is needed to build jinn: %v", err)
 		}
-		t.Skipf("the go tool is needed to build jinn: %v", err)
+		t.Skipf("the go tool is needed to build jinn (under CI=true this fails): %v", err)
 	}
 	bin, err := jinn()
 	if err != nil {

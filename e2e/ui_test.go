@@ -343,7 +343,7 @@ func browser(t *testing.T) context.Context {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("Chromium is needed for the web UI tests and CI=true: install it (apt-get install -y chromium)")
 		}
-		t.Skip("no Chromium on PATH; the web UI tests need it (apt-get install -y chromium)")
+		t.Skip("no Chromium on PATH; the web UI tests need it (apt-get install -y chromium; under CI=true this fails)")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),

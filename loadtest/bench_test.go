@@ -14,7 +14,7 @@ import (
 // its markers, keeping the text around them.
 func TestBenchSmall(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts two fleets")
+		t.Skip("starts two fleets: not with -short (CI runs it)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

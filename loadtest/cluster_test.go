@@ -55,7 +55,7 @@ func needTools(t *testing.T) string {
 // leader killed mid-run: nothing lost, nothing run twice at once.
 func TestClusterTopologyUnderFaults(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a dozen processes (not with -short; runs in CI)")
+		t.Skip("starts a dozen processes: not with -short (CI runs it)")
 	}
 	bin := needTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -116,7 +116,7 @@ func needHost(t *testing.T, ok bool, what string) {
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("CI=true but this host lacks %s", what)
 	}
-	t.Skipf("this host lacks %s", what)
+	t.Skipf("this host lacks %s (under CI=true this fails)", what)
 }
 
 // v1Enforcer returns the cgroup v1 enforcer of a worker named for the test.
@@ -256,7 +256,7 @@ func TestCgroupV2KillsAJobOverItsMemory(t *testing.T) {
 	h := hostCgroups()
 	c, err := prepareV2(h, "test-"+strconv.Itoa(os.Getpid()), 20*time.Millisecond, hclog.NewNullLogger())
 	if err != nil {
-		t.Skipf("no cgroup v2 memory controller for this worker: %v", err)
+		t.Skipf("no cgroup v2 memory controller for this worker (none on the development and CI machines): %v", err)
 	}
 	defer c.close()
 	cmd := hog(300)

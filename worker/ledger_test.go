@@ -425,7 +425,7 @@ func TestLargeJobIsNotStarved(t *testing.T) {
 	t.Run("without the hold it starves", func(t *testing.T) {
 		started, waited, smalls := run(t, time.Hour, 2500*time.Millisecond)
 		if started {
-			t.Skipf("the large job slipped in after %s without the hold (the stream paused); nothing to show", waited)
+			t.Skipf("the large job slipped in after %s without the hold (the stream paused); nothing to show (a timing case, in CI too)", waited)
 		}
 		t.Logf("the large job did not start in 2.5s while %d small jobs ran", smalls)
 	})
