@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,6 +34,7 @@ type executor struct {
 	dir     string
 	log     hclog.Logger
 
+	memFreed atomic.Bool // its reservation was given back (Worker.freeMemory)
 	killOnce sync.Once
 	killed   chan struct{} // closed by a kill request
 	state    attemptState  // status last written, for recovery (recover.go)
@@ -76,6 +78,9 @@ func (e *executor) run() {
 	e.event(job.Claimed, "", nil)
 
 	end := e.execute(ctx)
+	// The process group is gone: its memory is free for the next job while
+	// this one is archived and settled.
+	e.w.freeMemory(e)
 	switch {
 	case end.handBack:
 		_ = e.msg.NakWithDelay(e.w.cfg.HandBack)

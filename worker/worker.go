@@ -435,7 +435,14 @@ func (w *Worker) forget(e *executor) {
 		delete(w.running, e.spec.ID)
 	}
 	w.mu.Unlock()
-	w.ledger.release(e.spec.Memory)
+	w.freeMemory(e)
+}
+
+// freeMemory gives an executor's reservation back to the ledger, once.
+func (w *Worker) freeMemory(e *executor) {
+	if e.memFreed.CompareAndSwap(false, true) {
+		w.ledger.release(e.spec.Memory)
+	}
 }
 
 func (w *Worker) executor(id string) *executor {
