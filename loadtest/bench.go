@@ -534,36 +534,22 @@ func openLoopLevel(ctx context.Context, c *client.Client, w *watcher, rate float
 	var all []sent
 	var accept []time.Duration
 	var firstErr error
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		due := start.Add(time.Duration(i) * interval)
-		if wait := time.Until(due); wait > 0 {
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-			}
+	paced(ctx, time.Now(), interval, func(i int) bool { return i < n }, func(due time.Time) {
+		req := trivial(user)
+		_, err := c.Submit(ctx, req)
+		lat := time.Since(due)
+		if err == nil {
+			_, err = w.wait(ctx, c, req.ID)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req := trivial(user)
-			_, err := c.Submit(ctx, req)
-			lat := time.Since(due)
-			if err == nil {
-				_, err = w.wait(ctx, c, req.ID)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				firstErr = cmp(firstErr, err)
-				return
-			}
-			all = append(all, sent{req.ID, due})
-			accept = append(accept, lat)
-		}()
-	}
-	wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			firstErr = cmp(firstErr, err)
+			return
+		}
+		all = append(all, sent{req.ID, due})
+		accept = append(accept, lat)
+	})
 	if firstErr != nil {
 		return lvl, fmt.Errorf("bench: open loop at %.0f/s: %w", rate, firstErr)
 	}

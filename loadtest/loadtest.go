@@ -242,8 +242,15 @@ func (r *runner) done(i int, start time.Time) bool {
 // omission).
 func (r *runner) openLoop(ctx context.Context, start time.Time) {
 	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
+	paced(ctx, start, interval, func(i int) bool { return !r.done(i, start) }, func(due time.Time) { r.one(ctx, due) })
+}
+
+// paced calls send(due) in a goroutine of its own at start, start+interval,
+// start+2×interval, ... while more(i) holds, whatever the earlier sends are
+// doing (open loop), and waits for them all.
+func paced(ctx context.Context, start time.Time, interval time.Duration, more func(i int) bool, send func(due time.Time)) {
 	var wg sync.WaitGroup
-	for i := 0; !r.done(i, start) && ctx.Err() == nil; i++ {
+	for i := 0; more(i) && ctx.Err() == nil; i++ {
 		due := start.Add(time.Duration(i) * interval)
 		if d := time.Until(due); d > 0 {
 			select {
@@ -254,7 +261,7 @@ func (r *runner) openLoop(ctx context.Context, start time.Time) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.one(ctx, due)
+			send(due)
 		}()
 	}
 	wg.Wait()
