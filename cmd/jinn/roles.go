@@ -210,6 +210,23 @@ func runUp(ctx context.Context, args []string) error {
 	return nil
 }
 
+// connectRole makes a role's logger, serves its /metrics when metricsListen
+// is set, and connects it to NATS, Redis and the archive; stop undoes it all.
+func connectRole(ctx context.Context, name string, lf *roleFlags, metricsListen string, common *fleet.Common) (hclog.Logger, *fleet.Conn, func(), error) {
+	log := lf.logger(name)
+	stopMetrics, err := serveMetrics(metricsListen, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	common.Log, common.Name = log, name
+	conn, err := fleet.Connect(ctx, *common)
+	if err != nil {
+		stopMetrics()
+		return nil, nil, nil, err
+	}
+	return log, conn, func() { conn.Close(); stopMetrics() }, nil
+}
+
 func runIntake(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("jinn intake", flag.ContinueOnError)
 	common := commonFlags(fs)
@@ -284,18 +301,11 @@ func runScheduler(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := lf.logger("jinn-scheduler")
-	stopMetrics, err := serveMetrics(*metricsListen, log)
+	log, conn, stop, err := connectRole(ctx, "jinn-scheduler", lf, *metricsListen, common)
 	if err != nil {
 		return err
 	}
-	defer stopMetrics()
-	common.Log, common.Name = log, "jinn-scheduler"
-	conn, err := fleet.Connect(ctx, *common)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	defer stop()
 	if err := fleet.Bootstrap(ctx, conn.Registry); err != nil {
 		return err
 	}
@@ -366,18 +376,11 @@ func runWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Clusters = splitTags(*clusters)
-	log := lf.logger("jinn-worker")
-	stopMetrics, err := serveMetrics(*metricsListen, log)
+	log, conn, stop, err := connectRole(ctx, "jinn-worker", lf, *metricsListen, common)
 	if err != nil {
 		return err
 	}
-	defer stopMetrics()
-	common.Log, common.Name = log, "jinn-worker"
-	conn, err := fleet.Connect(ctx, *common)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	defer stop()
 	w, err := worker.New(cfg, worker.Deps{Broker: conn.Broker, Store: conn.Store, Registry: conn.Registry, Archive: conn.Archive, URIs: conn.URIs, Log: log})
 	if err != nil {
 		return err
