@@ -132,11 +132,25 @@ func TestAutoscaleGrowsAndDrains(t *testing.T) {
 	}
 
 	// Idle: the pool drains back to its minimum, one worker at a time.
-	poll(t, "the pool back to one worker", 30*time.Second, func() bool {
-		active, draining := s.poolWorkers(t)
-		return len(active) == 1 && len(draining) == 0 && liveProcs(t, s.LocalWorkers) == 1
+	var active, draining []job.Worker
+	procs := 0
+	defer func() {
+		if t.Failed() {
+			p, _ := s.Store.Pool(context.Background(), "default", 50)
+			t.Logf("at the failure: %d active, %d draining, %d processes; pool %+v", len(active), len(draining), procs, p)
+			for _, w := range append(active, draining...) {
+				t.Logf("worker %+v", w)
+			}
+		}
+	}()
+	poll(t, "the pool back to one worker", 60*time.Second, func() bool {
+		active, draining = s.poolWorkers(t)
+		procs = liveProcs(t, s.LocalWorkers)
+		return len(active) == 1 && len(draining) == 0 && procs == 1
 	})
-	poll(t, "the record to say so", 5*time.Second, func() bool {
+	// The leader records the pool at its next tick; allow for a change of
+	// leader on a loaded machine (the leader TTL is 10 s).
+	poll(t, "the record to say so", 25*time.Second, func() bool {
 		p, err = s.Store.Pool(context.Background(), "default", 50)
 		return err == nil && p.Desired == 1 && len(p.Draining) == 0 && p.Size == 1
 	})
