@@ -206,7 +206,10 @@ func (a *Autoscaler) tickPool(ctx context.Context, lead Lead, p AutoscalePool, a
 		w, ok := alive[id]
 		switch {
 		case !ok:
-			cctx, cancel := a.call(ctx)
+			// Bounded by the tick interval too: a worker slow to exit after
+			// its heartbeat went must not stall the pool's other decisions;
+			// it is removed at a later tick.
+			cctx, cancel := context.WithTimeout(ctx, min(a.cfg.CallTimeout, max(a.cfg.Interval, time.Second)))
 			err := p.Provider.Remove(cctx, p.Name, id)
 			cancel()
 			if err != nil {
