@@ -234,20 +234,13 @@ func benchEndToEnd(ctx context.Context, cfg BenchConfig, rep *BenchReport) error
 		return err
 	}
 	rep.Floor = floor
-	f, err := upBench(ctx, cfg, filepath.Join(cfg.Dir, "e2e"), "", 1, cfg.Concurrency)
+	b, err := startTrivialFleet(ctx, cfg, filepath.Join(cfg.Dir, "e2e"), "")
 	if err != nil {
 		return err
 	}
-	defer f.Close(context.Background())
-	w := newWatcher(f)
-	defer w.close()
-	c := client.New(f.URL)
-	// A few jobs first, so that the first measured ones do not pay for
-	// warming caches and connections.
-	if _, err := runTrivial(ctx, c, w, 20, cfg.Concurrency); err != nil {
-		return err
-	}
-	cfg.step("1/6 jinn: %d trivial jobs through %s at concurrency %d", cfg.Jobs, f.URL, cfg.Concurrency)
+	defer b.close()
+	c, w := b.c, b.w
+	cfg.step("1/6 jinn: %d trivial jobs through %s at concurrency %d", cfg.Jobs, b.f.URL, cfg.Concurrency)
 	if rep.Jinn, err = runTrivial(ctx, c, w, cfg.Jobs, cfg.Concurrency); err != nil {
 		return err
 	}
@@ -273,23 +266,46 @@ func benchOnRedis(ctx context.Context, cfg BenchConfig, rep *BenchReport) error 
 		return err
 	}
 	defer stop()
-	fr, err := upBench(ctx, cfg, filepath.Join(cfg.Dir, "e2e-redis"), url, 1, cfg.Concurrency)
+	b, err := startTrivialFleet(ctx, cfg, filepath.Join(cfg.Dir, "e2e-redis"), url)
 	if err != nil {
 		return err
 	}
-	defer fr.Close(context.Background())
-	wr := newWatcher(fr)
-	defer wr.close()
-	cr := client.New(fr.URL)
-	if _, err := runTrivial(ctx, cr, wr, 20, cfg.Concurrency); err != nil {
-		return err
-	}
+	defer b.close()
 	cfg.step("1/6 jinn on %s: %d trivial jobs", name, cfg.Jobs)
-	if rep.JinnRedis, err = runTrivial(ctx, cr, wr, cfg.Jobs, cfg.Concurrency); err != nil {
+	if rep.JinnRedis, err = runTrivial(ctx, b.c, b.w, cfg.Jobs, cfg.Concurrency); err != nil {
 		return err
 	}
 	cfg.step("1/6 jinn on %s: %.0f jobs/s", name, rep.JinnRedis.PerSec)
 	return nil
+}
+
+// trivialFleet is the fleet of run 1: one worker whose allowance admits
+// Concurrency trivial jobs at once, its client and its event watcher.
+type trivialFleet struct {
+	f *fleet.Fleet
+	w *watcher
+	c *client.Client
+}
+
+// startTrivialFleet starts it (on redisURL, or the embedded Redis) and runs
+// a few jobs first, so that the measured ones do not pay for warming caches
+// and connections.
+func startTrivialFleet(ctx context.Context, cfg BenchConfig, dir, redisURL string) (*trivialFleet, error) {
+	f, err := upBench(ctx, cfg, dir, redisURL, 1, cfg.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	b := &trivialFleet{f: f, w: newWatcher(f), c: client.New(f.URL)}
+	if _, err := runTrivial(ctx, b.c, b.w, 20, cfg.Concurrency); err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *trivialFleet) close() {
+	b.w.close()
+	b.f.Close(context.Background())
 }
 
 // forkExecFloor does a trivial job's work without jinn: a directory, its
