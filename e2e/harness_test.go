@@ -65,6 +65,13 @@ func start(t *testing.T, opts ...option) *sys {
 // do sends a request to the intake and decodes a JSON answer into out.
 func (s *sys) do(method, path string, body any, out any) int {
 	s.t.Helper()
+	return s.as("", method, path, body, out).StatusCode
+}
+
+// as sends a request with a bearer token ("" for none) and decodes a JSON
+// answer into out; it returns the response (its body already read).
+func (s *sys) as(token, method, path string, body any, out any) *http.Response {
+	s.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -77,6 +84,9 @@ func (s *sys) do(method, path string, body any, out any) int {
 		rd = bytes.NewReader(data)
 	}
 	req, _ := http.NewRequest(method, s.URL+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatalf("%s %s: %v", method, path, err)
@@ -88,7 +98,7 @@ func (s *sys) do(method, path string, body any, out any) int {
 			s.t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
 		}
 	}
-	return resp.StatusCode
+	return resp
 }
 
 func (s *sys) submit(req job.Request) *job.Job {
